@@ -1,0 +1,92 @@
+// The local developer tools: the .env the launcher writes on first run, and `npm run token`.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { readFileSync, writeFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
+import { ensureDevSecret, effectiveEnv, readEnvFile, repoRoot } from '../scripts/dev-env.js'
+import { mintDevToken } from '../scripts/dev-token.js'
+
+const run = promisify(execFile)
+const tsx = join(repoRoot, 'node_modules', '.bin', 'tsx')
+
+t.test('ensureDevSecret writes a random secret on first run, mode 0600', async (t) => {
+  const path = join(t.testdir(), '.env')
+  t.same(ensureDevSecret({}, path), { created: true })
+  const secret = readEnvFile(path).BETTER_AUTH_SECRET ?? ''
+  t.ok(Buffer.byteLength(secret) >= 32, 'at least 32 bytes (RFC 7518 §3.2)')
+  t.equal(statSync(path).mode & 0o777, 0o600)
+  t.same(ensureDevSecret({}, path), { created: false }, 'a second run keeps it')
+  t.equal(readEnvFile(path).BETTER_AUTH_SECRET, secret)
+  const other = join(t.testdir(), 'other.env')
+  ensureDevSecret({}, other)
+  t.not(readEnvFile(other).BETTER_AUTH_SECRET, secret, 'random per machine')
+})
+
+t.test('ensureDevSecret never overwrites an existing .env', async (t) => {
+  const dir = t.testdir({ '.env': 'CORS_ORIGINS=http://localhost:5173' })
+  const path = join(dir, '.env')
+  t.same(ensureDevSecret({}, path), { created: true })
+  const content = readFileSync(path, 'utf8')
+  t.ok(content.startsWith('CORS_ORIGINS=http://localhost:5173\n'), 'existing lines kept, secret appended')
+  t.equal(readEnvFile(path).CORS_ORIGINS, 'http://localhost:5173')
+  t.ok(readEnvFile(path).BETTER_AUTH_SECRET)
+})
+
+t.test('ensureDevSecret keeps a secret from the environment or from .env', async (t) => {
+  const dir = t.testdir({ '.env': 'JWT_SECRET=0123456789abcdef0123456789abcdef\n' })
+  const path = join(dir, '.env')
+  t.same(ensureDevSecret({}, path), { created: false })
+  t.equal(readFileSync(path, 'utf8'), 'JWT_SECRET=0123456789abcdef0123456789abcdef\n')
+  const fresh = join(t.testdir(), '.env')
+  t.same(ensureDevSecret({ BETTER_AUTH_SECRET: 'from-the-shell-0123456789abcdefghij' }, fresh), { created: false })
+})
+
+t.test('the shell environment wins over .env', async (t) => {
+  const path = join(t.testdir({ '.env': 'LOG_LEVEL=debug\nPORT=1\n' }), '.env')
+  t.same(effectiveEnv({ LOG_LEVEL: 'warn' }, path), { LOG_LEVEL: 'warn', PORT: '1' })
+  t.same(readEnvFile(join(t.testdir(), 'missing.env')), {})
+})
+
+t.test('mintDevToken makes a short-lived HS256 token the secret verifies', async (t) => {
+  const secret = 'a-development-secret-of-32-bytes!!'
+  const token = await mintDevToken({ secret, subject: 'alice', ttlSeconds: 60, issuer: 'http://localhost:3000', audience: 'http://localhost:3000' })
+  t.same(decodeProtectedHeader(token), { alg: 'HS256', typ: 'JWT' })
+  const { payload } = await jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ['HS256'], issuer: 'http://localhost:3000', audience: 'http://localhost:3000' })
+  t.equal(payload.sub, 'alice')
+  t.equal((payload.exp ?? 0) - (payload.iat ?? 0), 60)
+})
+
+t.test('npm run token: prints a token for the user, refuses bad input with a clear message', async (t) => {
+  const dir = t.testdir()
+  const env = { ...process.env, BETTER_AUTH_SECRET: 'cli-test-secret-0123456789abcdefghij', JWT_SECRET: '' }
+  const script = join(repoRoot, 'scripts', 'token.ts')
+  const { stdout } = await run(tsx, [script, 'bob'], { cwd: dir, env })
+  t.equal(decodeJwt(stdout.trim()).sub, 'bob')
+
+  for (const [args, message] of [
+    [[], /usage/],
+    [['a', 'b'], /usage/],
+    [['x'.repeat(256)], /1 to 255 characters/],
+    [['bad\u0007id'], /control characters/],
+    [['bob', '--ttl', '0'], /--ttl/]
+  ] as const) {
+    const failure = await run(tsx, [script, ...args], { cwd: dir, env }).then(() => null, (error: { code: number, stderr: string }) => error)
+    t.equal(failure?.code, 2, `exit 2 for ${JSON.stringify(args)}`)
+    t.match(failure?.stderr, message)
+  }
+})
+
+t.test('npm run token without any secret says how to get one', async (t) => {
+  // Run from a copy of the scripts whose .env does not exist, so the repository's own .env is not read.
+  const dir = t.testdir({ scripts: {} })
+  for (const file of ['token.ts', 'dev-env.ts', 'dev-token.ts']) {
+    writeFileSync(join(dir, 'scripts', file), readFileSync(join(repoRoot, 'scripts', file)))
+  }
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}')
+  const env = { ...process.env, BETTER_AUTH_SECRET: '', JWT_SECRET: '' }
+  const failure = await run(tsx, [join(dir, 'scripts', 'token.ts'), 'alice'], { cwd: dir, env }).then(() => null, (error: { code: number, stderr: string }) => error)
+  t.equal(failure?.code, 2)
+  t.match(failure?.stderr, /npm start/)
+})
