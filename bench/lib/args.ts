@@ -1,0 +1,85 @@
+// Command-line options of `npm run bench`. Every run is bounded: durations and counts are fixed here.
+import { parseArgs } from 'node:util'
+
+export interface BenchOptions {
+  mode: 'proxy' | 'e2e'
+  quick: boolean
+  rounds: number
+  /** Seconds per closed-loop measurement. */
+  durationSeconds: number
+  warmupSeconds: number
+  connections: number
+  /** Requests (and so distinct tokens) per round of the fresh-token scenario. */
+  freshTokenRequests: number
+  fixedRatePerSecond: number
+  fixedRateSeconds: number
+  profile: boolean
+  profileSeconds: number
+  write: boolean
+  logLevel: string
+  /** Alternative gateway entry point (a JS file), for trying the harness before the gateway exists. */
+  gatewayEntry: string | undefined
+  command: string
+}
+
+const usage = `npm run bench [-- options]
+  --quick              ~30 s smoke run (1 round, short windows); does not rewrite docs/performance.md
+  --e2e                create/list/toggle/delete through gateway + task service (PGlite, PostgreSQL)
+  --rounds N           interleaved rounds (default 3)
+  --duration S         seconds per measurement (default 8)
+  --connections N      concurrent connections (default 32)
+  --profile            also profile the gateway under load (node --cpu-prof) and list its hot spots
+  --write / --no-write write docs/performance.md (default: yes for full runs, no for --quick)
+  --log-level LEVEL    gateway LOG_LEVEL (default info, as in production)
+  --gateway-entry FILE run this JS file as the gateway instead of gateway/dist/server.js`
+
+export function parseBenchArgs(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      e2e: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      write: { type: 'boolean' },
+      'no-write': { type: 'boolean' },
+      'log-level': { type: 'string', default: 'info' },
+      'gateway-entry': { type: 'string' },
+      help: { type: 'boolean', default: false }
+    },
+    strict: true
+  })
+  if (values.help) {
+    console.log(usage)
+    process.exit(0)
+  }
+  const quick = values.quick ?? false
+  const positiveInt = (text: string | undefined, fallback: number, name: string): number => {
+    if (text === undefined) return fallback
+    const value = Number(text)
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer\n${usage}`)
+    return value
+  }
+  const rounds = positiveInt(values.rounds, quick ? 1 : 3, 'rounds')
+  const durationSeconds = positiveInt(values.duration, quick ? 2 : 8, 'duration')
+  const write = values['no-write'] ? false : (values.write ?? !quick)
+  return {
+    mode: values.e2e ? 'e2e' : 'proxy',
+    quick,
+    rounds,
+    durationSeconds,
+    warmupSeconds: quick ? 1 : 2,
+    connections: positiveInt(values.connections, 32, 'connections'),
+    freshTokenRequests: quick ? 3000 : 15_000,
+    fixedRatePerSecond: 1000,
+    fixedRateSeconds: quick ? 2 : 5,
+    profile: values.profile ?? false,
+    profileSeconds: quick ? 3 : 8,
+    write,
+    logLevel: values['log-level'] ?? 'info',
+    gatewayEntry: values['gateway-entry'],
+    command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ')
+  }
+}

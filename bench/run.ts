@@ -1,0 +1,36 @@
+// Entry point of `npm run bench`: parses the options, pins the load generator, creates a scratch
+// directory for configs, logs and profiles, runs the chosen benchmark, and always stops every process
+// it started and removes the scratch directory, whatever happened.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseBenchArgs } from './lib/args.js'
+import { pinSelfToLoadCore, stopAll } from './lib/processes.js'
+import { runProxyBench } from './proxy-bench.js'
+import { runE2eBench } from './e2e-bench.js'
+
+async function main(): Promise<number> {
+  const options = parseBenchArgs(process.argv.slice(2))
+  pinSelfToLoadCore()
+  const workDir = mkdtempSync(join(tmpdir(), 'bench-'))
+  const interrupt = (): void => {
+    void stopAll().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', interrupt)
+  process.once('SIGTERM', interrupt)
+  try {
+    return options.mode === 'e2e' ? await runE2eBench(options, workDir) : await runProxyBench(options, workDir)
+  } finally {
+    await stopAll()
+    if (process.env.BENCH_KEEP_WORKDIR) console.log(`kept ${workDir}`)
+    else rmSync(workDir, { recursive: true, force: true })
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error instanceof Error ? error.message : error)
+    void stopAll().finally(() => process.exit(1))
+  }
+)
