@@ -1,0 +1,107 @@
+// The task service as a Fastify instance composed of plugins. The caller decides whether to listen or inject.
+import { randomUUID } from 'node:crypto'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TaskServiceConfig } from './config.js'
+import { openDatabase, type Database } from './db.js'
+import { loggableError, registerErrorHandling } from './errors.js'
+import { healthRoutes } from './routes/health.js'
+import { tasksRoutes } from './routes/tasks.js'
+
+/** 64 KiB: larger bodies are answered with 413. */
+export const BODY_LIMIT = 64 * 1024
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The database this app talks to. */
+    db: Database
+  }
+}
+
+export interface BuildAppOptions {
+  /**
+   * An already-open database (tests). The caller keeps ownership and closes it after app.close().
+   * Without it the app opens one from the config (PostgreSQL or PGlite) and closes it on app.close().
+   */
+  db?: Database
+  /** Where log lines go (default stdout). Tests pass a stream to inspect them. */
+  logStream?: { write(line: string): void }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export async function buildApp(config: TaskServiceConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      // Defense in depth: request headers are not logged at all, but should anything log them, these stay hidden.
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie'],
+      ...(options.logStream ? { stream: options.logStream } : {})
+    },
+    // One line per request is written by the onResponse hook below, with the user id.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    // Keep a well-formed X-Request-Id from the gateway, else make one.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    return503OnClosing: true
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+
+  const ownsDb = options.db === undefined
+  const db = options.db ?? (await openDatabase(config, (err) => app.log.warn({ err: loggableError(err) }, 'idle database connection lost')))
+  app.decorate('db', db)
+  app.decorateRequest('userId', '')
+  if (ownsDb) app.addHook('onClose', async () => db.close())
+
+  // JSON bodies: the hardened default parser, except that an empty body counts as "no body" (so a bodiless
+  // PATCH /tasks/:id/complete sent with Content-Type: application/json works; routes that need a body say so).
+  const defaultJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text.trim() === '') {
+      done(null, undefined)
+      return
+    }
+    defaultJson(request, text, done)
+  })
+
+  registerErrorHandling(app)
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('x-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        userId: request.userId === '' ? undefined : request.userId,
+        method: request.method,
+        url: request.url,
+        statusCode: reply.statusCode,
+        responseTime: Math.round(reply.elapsedTime * 10) / 10
+      },
+      'request completed'
+    )
+  })
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'task-service',
+        version: '0.1.0',
+        description: 'Private, user-scoped task store. Identity comes only from the X-User-Id header set by the gateway.'
+      }
+    }
+  })
+  await app.register(healthRoutes, { db })
+  await app.register(tasksRoutes, { db })
+
+  return app as unknown as FastifyInstance
+}

@@ -1,0 +1,71 @@
+// Entry point: config → database → migrations → listen; graceful shutdown on SIGTERM/SIGINT.
+// Any failure before listening prints one line on stderr and exits with code 1.
+import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './app.js'
+import { loadConfig, redactDatabaseUrl, type TaskServiceConfig } from './config.js'
+import { runMigrations } from './migrate.js'
+
+/** How long in-flight requests get to finish after SIGTERM/SIGINT before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 10000
+
+function fail(message: string): never {
+  process.stderr.write(`task-service: ${message}\n`)
+  process.exit(1)
+}
+
+function reason(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return reason(err.errors[0])
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? err.cause : undefined
+    const code = (cause as { code?: unknown } | undefined)?.code ?? (err as { code?: unknown }).code
+    const message = cause?.message || err.message || err.name
+    return typeof code === 'string' && !message.includes(code) ? `${code} ${message}` : message
+  }
+  return String(err)
+}
+
+function where(config: TaskServiceConfig): string {
+  return config.databaseUrl !== undefined
+    ? `PostgreSQL at ${redactDatabaseUrl(config.databaseUrl)} (DATABASE_URL)`
+    : `the embedded database in ${config.dataDir} (DATA_DIR)`
+}
+
+async function main(): Promise<void> {
+  let config: TaskServiceConfig
+  try {
+    config = loadConfig()
+  } catch (err) {
+    fail(`invalid configuration: ${reason(err)}`)
+  }
+
+  let app: FastifyInstance
+  try {
+    app = await buildApp(config)
+  } catch (err) {
+    fail(`cannot open ${where(config)}: ${reason(err)}`)
+  }
+
+  try {
+    const applied = await runMigrations(app.db)
+    app.log.info({ applied, database: app.db.kind }, applied.length > 0 ? 'migrations applied' : 'schema up to date')
+  } catch (err) {
+    await app.close().catch(() => undefined)
+    fail(`cannot use ${where(config)}: ${reason(err)}`)
+  }
+
+  closeWithGrace({ delay: SHUTDOWN_GRACE_MS, logger: false }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'closing after an unexpected error')
+    else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
+    await app.close()
+  })
+
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    await app.close().catch(() => undefined)
+    fail(`cannot listen on ${config.host}:${config.port}: ${reason(err)}`)
+  }
+}
+
+await main()
