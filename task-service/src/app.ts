@@ -59,10 +59,10 @@ export async function buildApp(config: TaskServiceConfig, options: BuildAppOptio
   app.decorateRequest('userId', '')
   if (ownsDb) app.addHook('onClose', async () => db.close())
 
-  // JSON bodies: the hardened default parser, except that an empty body counts as "no body" (so a bodiless
+  // JSON is the only body type (anything else → 415). The hardened default parser, except that an empty body counts as "no body" (so a bodiless
   // PATCH /tasks/:id/complete sent with Content-Type: application/json works; routes that need a body say so).
   const defaultJson = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
     if (text.trim() === '') {

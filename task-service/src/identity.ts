@@ -4,7 +4,8 @@ import { HttpError } from './errors.js'
 export const USER_ID_HEADER = 'x-user-id'
 export const MAX_USER_ID_LENGTH = 255
 
-// Unicode general category Cc: U+0000–U+001F and U+007F–U+009F.
+// Unicode general category Cc: U+0000–U+001F and U+007F–U+009F. Matching control characters is the point here.
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -14,8 +15,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * only come from an in-process caller such as inject(), and is taken as is.)
  */
 function decodeHeader(value: string): string | undefined {
-  if (/[^\u0000-\u00ff]/.test(value)) return value
-  if (!/[\u0080-\u00ff]/.test(value)) return value
+  let nonAscii = false
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    if (c > 0xff) return value
+    if (c >= 0x80) nonAscii = true
+  }
+  if (!nonAscii) return value
   try {
     return utf8.decode(Buffer.from(value, 'latin1'))
   } catch {

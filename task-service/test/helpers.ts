@@ -1,0 +1,135 @@
+// Test helpers: a ready app on a private database — in-memory PGlite by default, or a fresh PostgreSQL schema when
+// TEST_DATABASE_URL is set — torn down with the test. Used by this workspace's tests and the root end-to-end tests.
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import pg from 'pg'
+import { buildApp, type BuildAppOptions } from '../src/app.js'
+import type { TaskServiceConfig } from '../src/config.js'
+import { PgliteDatabase, PostgresDatabase, type Database } from '../src/db.js'
+import { runMigrations } from '../src/migrate.js'
+
+/** The part of a tap Test these helpers need. */
+export interface TestContext {
+  teardown(fn: () => unknown): void
+}
+
+export const TEST_DATABASE_URL: string | undefined = process.env.TEST_DATABASE_URL || undefined
+export const BACKEND: 'postgres' | 'pglite' = TEST_DATABASE_URL ? 'postgres' : 'pglite'
+
+export function testConfig(overrides: Partial<TaskServiceConfig> = {}): TaskServiceConfig {
+  return { port: 0, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'silent', ...overrides }
+}
+
+/** A fresh schema name, unique across parallel test processes. */
+export function uniqueSchemaName(): string {
+  return `task_test_${process.pid}_${randomBytes(6).toString('hex')}`
+}
+
+async function withAdminClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL })
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
+  }
+}
+
+export async function createSchema(schema: string): Promise<void> {
+  await withAdminClient((c) => c.query(`CREATE SCHEMA "${schema}"`))
+}
+
+export async function dropSchema(schema: string): Promise<void> {
+  await withAdminClient((c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
+}
+
+async function openPrivateDatabase(
+  opts: { connectionString?: string; schema?: string } = {}
+): Promise<{ db: Database; cleanup: () => Promise<void> }> {
+  if (TEST_DATABASE_URL === undefined) {
+    const db = await PgliteDatabase.open()
+    return { db, cleanup: () => db.close() }
+  }
+  const ownSchema = opts.schema === undefined
+  const schema = opts.schema ?? uniqueSchemaName()
+  if (ownSchema) await createSchema(schema)
+  const db = new PostgresDatabase({
+    connectionString: opts.connectionString ?? TEST_DATABASE_URL,
+    options: `-c search_path=${schema}`,
+    max: 5
+  })
+  return {
+    db,
+    cleanup: async () => {
+      await db.close()
+      if (ownSchema) await dropSchema(schema)
+    }
+  }
+}
+
+/**
+ * A private, empty (not yet migrated) database, closed (and its schema dropped) at teardown.
+ * PostgreSQL: a new schema reached through search_path (or the given one, left in place). PGlite: a new
+ * in-memory instance.
+ */
+export async function openTestDatabase(
+  t: TestContext,
+  opts: { connectionString?: string; schema?: string } = {}
+): Promise<Database> {
+  const { db, cleanup } = await openPrivateDatabase(opts)
+  t.teardown(cleanup)
+  return db
+}
+
+/**
+ * A ready (migrated, plugins loaded) app on a private database. Use app.inject(), or app.listen({ port: 0 }).
+ * At t's teardown the app is closed, then its database (when the helper opened it).
+ */
+export async function buildTestApp(
+  t: TestContext,
+  options: Omit<BuildAppOptions, 'db'> & { db?: Database; config?: Partial<TaskServiceConfig> } = {}
+): Promise<FastifyInstance> {
+  const opened = options.db ? undefined : await openPrivateDatabase()
+  const db = options.db ?? (opened as { db: Database }).db
+  const built: { app?: FastifyInstance } = {}
+  t.teardown(async () => {
+    await built.app?.close()
+    await opened?.cleanup()
+  })
+  await runMigrations(db)
+  const app = await buildApp(testConfig(options.config), {
+    db,
+    ...(options.logStream ? { logStream: options.logStream } : {})
+  })
+  built.app = app
+  await app.ready()
+  return app
+}
+
+/** A user id no other test uses. */
+export function newUser(label = 'user'): string {
+  return `${label}-${randomBytes(5).toString('hex')}`
+}
+
+export const json = (res: LightMyRequestResponse): unknown => JSON.parse(res.body)
+
+export interface TaskJson {
+  id: string
+  user_id: string
+  title: string
+  description: string | null
+  completed: boolean
+  created_at: string
+  updated_at: string
+}
+
+/** Creates a task through the API and returns it. */
+export async function createTask(
+  app: FastifyInstance,
+  userId: string,
+  body: Record<string, unknown> = { title: 'a task' }
+): Promise<TaskJson> {
+  const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': userId }, payload: body })
+  if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
+  return res.json<TaskJson>()
+}
