@@ -53,6 +53,13 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
   // Runs after parsing, before schema validation: refuse ownership fields, trim the title, refuse lone surrogates.
   app.addHook('preValidation', async (request) => {
     checkOwnershipFields(request.query, 'querystring')
+    // Query strings are converted to numbers before validation; insist on digits so "1.5" or "1e2" is not rounded.
+    const limit = isRecord(request.query) ? request.query.limit : undefined
+    if (typeof limit === 'string' && !/^[0-9]+$/.test(limit)) {
+      throw new HttpError(400, 'VALIDATION_ERROR', 'querystring/limit must be an integer', [
+        { path: 'querystring/limit', message: 'must be an integer' }
+      ])
+    }
     checkOwnershipFields(request.body, 'body')
     const body = request.body
     if (!isRecord(body)) return
