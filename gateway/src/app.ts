@@ -1,0 +1,246 @@
+// The gateway application: authenticate → authorize → rewrite headers → forward.
+// buildApp() assembles the pipeline; the caller (server.ts, or a test) listens.
+import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import cors from '@fastify/cors'
+import type { GatewayConfig } from './config.js'
+import { AuthError, errorBody, sendAuthError, sendError } from './errors.js'
+import { JwksKeyStore } from './keys/jwks.js'
+import { openapiDocument } from './openapi.js'
+import { createAuthenticator, type Identity } from './pipeline/authenticate.js'
+import { authorize, isRejection, type AuthorizedRoute } from './pipeline/authorize.js'
+import { registerForwarder } from './pipeline/forward.js'
+import { rewriteHeaders, wellFormedRequestId } from './pipeline/rewrite-headers.js'
+import { VerificationCache } from './verification-cache.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity: Identity | null
+    route: AuthorizedRoute | null
+  }
+}
+
+export interface BuildAppOptions {
+  /** Fastify logger option (default: pino at config.logLevel, with redaction). */
+  logger?: FastifyServerOptions['logger']
+  /** Wait for the first JWKS load before resolving (default true; bounded by JWKS_TIMEOUT_MS). */
+  awaitKeys?: boolean
+}
+
+/** Server timeouts, set on purpose (slow clients cannot hold the gateway). */
+export const SERVER_TIMEOUTS = {
+  /** Whole request (headers + body) must arrive within this. */
+  requestTimeoutMs: 30_000,
+  /** Request headers must arrive within this. */
+  headersTimeoutMs: 10_000,
+  /** Idle keep-alive connections are closed after this. */
+  keepAliveTimeoutMs: 72_000,
+  /** Max requests per keep-alive socket (0 = unlimited). */
+  maxRequestsPerSocket: 0
+}
+
+
+function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  let status = 400
+  let reason = 'Bad Request'
+  let message = 'malformed HTTP request'
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408; reason = 'Request Timeout'; message = 'request not received in time'
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431; reason = 'Request Header Fields Too Large'; message = 'request headers too large'
+  }
+  const body = JSON.stringify(errorBody('bad_request', message, 'none'))
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
+export async function buildApp (config: GatewayConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const logger: FastifyServerOptions['logger'] = options.logger ?? {
+    level: config.logLevel,
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'],
+      censor: '[redacted]'
+    }
+  }
+
+  const app = Fastify({
+    logger,
+    // One log line per request (onResponse below) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const v = req.headers['x-request-id']
+      return wellFormedRequestId(v) ? v : randomUUID()
+    },
+    trustProxy: false,
+    requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs,
+    keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeoutMs,
+    maxRequestsPerSocket: SERVER_TIMEOUTS.maxRequestsPerSocket,
+    http: { headersTimeout: SERVER_TIMEOUTS.headersTimeoutMs } as never,
+    return503OnClosing: true,
+    clientErrorHandler
+  })
+
+  app.decorateRequest('identity', null)
+  app.decorateRequest('route', null)
+
+  // ---- keys, cache, authenticator -------------------------------------------------------------
+  const cache = config.verificationCacheMaxEntries > 0 ? new VerificationCache(config.verificationCacheMaxEntries) : undefined
+  let keyStore: JwksKeyStore | undefined
+  if (config.jwt.jwks !== undefined && config.jwt.asymmetricAlgorithms.length > 0) {
+    keyStore = new JwksKeyStore({
+      ...config.jwt.jwks,
+      algorithms: config.jwt.asymmetricAlgorithms,
+      logger: { warn: (o, m) => { app.log.warn(o, m) }, info: (o, m) => { app.log.info(o, m) } }
+    })
+    keyStore.onChange(() => cache?.clear())
+  }
+  const store = keyStore
+  const authenticator = createAuthenticator({
+    secret: config.jwt.secret,
+    hmacAlgorithms: config.jwt.hmacAlgorithms,
+    asymmetricAlgorithms: config.jwt.asymmetricAlgorithms,
+    keys: store,
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    clockToleranceSec: config.jwt.clockToleranceSec,
+    cache,
+    keyGeneration: store !== undefined ? () => store.generation : undefined
+  })
+
+  // ---- bodies are never parsed: every content type passes the raw stream through ----------------
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, payload, done) => { done(null, payload) })
+
+  // ---- CORS (preflight answered here, never forwarded) --------------------------------------------
+  await app.register(cors, {
+    origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
+    credentials: true,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+    exposedHeaders: ['Location', 'Link', 'X-Request-Id', 'WWW-Authenticate'],
+    maxAge: 600
+  })
+
+  // ---- response headers on every response ---------------------------------------------------------
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-request-id', request.id)
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('x-frame-options', 'DENY')
+    reply.header('referrer-policy', 'no-referrer')
+    reply.header('cache-control', 'no-store')
+    reply.removeHeader('server')
+    reply.removeHeader('x-powered-by')
+    return payload
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    const q = request.url.indexOf('?')
+    request.log.info({
+      userId: request.identity?.sub,
+      method: request.method,
+      path: q === -1 ? request.url : request.url.slice(0, q),
+      statusCode: reply.statusCode,
+      responseTimeMs: Math.round(reply.elapsedTime * 100) / 100
+    }, 'request completed')
+  })
+
+  // Errors the gateway itself raises (e.g. a malformed URL): JSON, no internals.
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
+    if (status === 500) request.log.error({ err: error }, 'unexpected error')
+    else request.log.info({ errCode: (error as { code?: string }).code }, 'request rejected')
+    return sendError(reply, status, status === 500 ? 'internal_error' : 'bad_request', status === 500 ? 'internal error' : 'bad request')
+  })
+
+  // ---- forwarding engine --------------------------------------------------------------------------
+  const forwarder = await registerForwarder(app, {
+    origin: config.taskServiceUrl,
+    timeoutMs: config.upstreamTimeoutMs,
+    connections: config.upstreamConnections
+  })
+
+  // ---- the pipeline -------------------------------------------------------------------------------
+  // Stages 1+2 run in onRequest: before any body byte is read, before content-type handling.
+  async function authenticateAndAuthorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    let identity: Identity
+    try {
+      const r = authenticator.authenticate(request.raw.rawHeaders)
+      identity = r instanceof Promise ? await r : r
+    } catch (err) {
+      if (err instanceof AuthError) {
+        request.log.info({ authError: err.code }, 'authentication failed')
+        await sendAuthError(reply, err.code)
+        return
+      }
+      throw err
+    }
+    request.identity = identity
+    request.log = request.log.child({ userId: identity.sub })
+    const route = authorize(request.method, request.raw.url ?? '', identity)
+    if (isRejection(route)) {
+      if (route.allow !== undefined) reply.header('allow', route.allow)
+      await sendError(reply, route.status, route.code, route.message)
+      return
+    }
+    if (request.headers.upgrade !== undefined) {
+      await sendError(reply, 400, 'upgrade_not_supported', 'protocol upgrades are not supported')
+      return
+    }
+    request.route = route
+  }
+
+  // Stages 3+4.
+  function rewriteAndForward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const identity = request.identity as Identity
+    const route = request.route as AuthorizedRoute
+    const socket = request.raw.socket as Socket & { encrypted?: boolean }
+    const headers = rewriteHeaders({
+      rawHeaders: request.raw.rawHeaders,
+      sub: identity.sub,
+      requestId: String(request.id),
+      clientIp: socket.remoteAddress,
+      proto: socket.encrypted === true ? 'https' : 'http',
+      forwardAuthorization: config.forwardAuthorization
+    })
+    return forwarder.forward(request, reply, route, headers)
+  }
+
+  app.route({
+    // Every method Fastify knows except OPTIONS (answered by @fastify/cors).
+    method: app.supportedMethods.filter((m) => m !== 'OPTIONS'),
+    url: '/*',
+    onRequest: authenticateAndAuthorize,
+    handler: rewriteAndForward
+  })
+  app.setNotFoundHandler({ preHandler: authenticateAndAuthorize }, (request, reply) => {
+    if (request.route !== null) return rewriteAndForward(request, reply)
+    return sendError(reply, 404, 'not_found', 'no such route')
+  })
+
+  // ---- unauthenticated operational routes ---------------------------------------------------------
+  app.get('/healthz', async (_request, reply) => reply.send({ status: 'ok' }))
+  app.get('/readyz', async (_request, reply) => {
+    const keysReady = store === undefined || store.isReady()
+    const upstreamReady = await forwarder.upstreamReady(Math.min(2_000, config.upstreamTimeoutMs))
+    const ready = keysReady && upstreamReady
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not_ready',
+      checks: { taskService: upstreamReady ? 'ok' : 'unavailable', signingKeys: store === undefined ? 'not_used' : keysReady ? 'ok' : 'unavailable' }
+    })
+  })
+  app.get('/openapi.json', async (_request, reply) => reply.send(openapiDocument))
+
+  // ---- key store lifecycle --------------------------------------------------------------------------
+  if (store !== undefined) {
+    app.addHook('onClose', async () => { store.stop() })
+    if (options.awaitKeys === false) void store.start()
+    else await store.start()
+  }
+
+  return app
+}

@@ -1,0 +1,196 @@
+// Configuration: read from the environment once, validated, fails closed.
+// This is the only module that may read process.env (lint rule). The gateway never reads `.env` itself.
+
+export type HmacAlg = 'HS256' | 'HS384' | 'HS512'
+export type AsymmetricAlg = 'EdDSA' | 'ES256' | 'ES384' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512'
+export type JwtAlg = HmacAlg | AsymmetricAlg
+
+export const HMAC_ALGS: readonly HmacAlg[] = ['HS256', 'HS384', 'HS512']
+export const ASYMMETRIC_ALGS: readonly AsymmetricAlg[] = ['EdDSA', 'ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
+const DEFAULT_HMAC_ALGS: readonly HmacAlg[] = ['HS256']
+const DEFAULT_ASYMMETRIC_ALGS: readonly AsymmetricAlg[] = ['EdDSA', 'ES256', 'RS256', 'PS256']
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export interface JwksSettings {
+  /** Where the JSON Web Key Set is fetched from. */
+  url: string
+  /** Background refresh period while things are healthy. */
+  refreshMs: number
+  /** Minimum time between two fetches triggered by an unknown `kid` (one shared fetch per window). */
+  cooldownMs: number
+  /** How long the last good key set keeps working while the JWKS endpoint fails. */
+  staleMaxMs: number
+  /** Per-fetch timeout (connect + headers + body). */
+  timeoutMs: number
+}
+
+export interface GatewayConfig {
+  port: number
+  host: string
+  /** Origin of the task service, e.g. http://127.0.0.1:3001 (no path). */
+  taskServiceUrl: string
+  jwt: {
+    /** HMAC secret as UTF-8 bytes (≥ 32 bytes), or undefined. */
+    secret: Buffer | undefined
+    jwks: JwksSettings | undefined
+    issuer: string | undefined
+    audience: string[] | undefined
+    hmacAlgorithms: HmacAlg[]
+    asymmetricAlgorithms: AsymmetricAlg[]
+    clockToleranceSec: number
+  }
+  /** Max entries of the verification-result cache (0 disables it). */
+  verificationCacheMaxEntries: number
+  corsOrigins: string[]
+  upstreamTimeoutMs: number
+  /** Max keep-alive connections to the task service. */
+  upstreamConnections: number
+  forwardAuthorization: boolean
+  logLevel: LogLevel
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+function fail (message: string): never {
+  throw new ConfigError(message)
+}
+
+function str (env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const v = env[name]
+  if (v === undefined) return undefined
+  const t = v.trim()
+  return t === '' ? undefined : t
+}
+
+function int (env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
+  const raw = str(env, name)
+  if (raw === undefined) return def
+  if (!/^\d+$/.test(raw)) fail(`${name} must be a whole number between ${min} and ${max}, got "${raw}"`)
+  const n = Number(raw)
+  if (n < min || n > max) fail(`${name} must be a whole number between ${min} and ${max}, got ${n}`)
+  return n
+}
+
+function bool (env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
+  const raw = str(env, name)
+  if (raw === undefined) return def
+  const l = raw.toLowerCase()
+  if (l === 'true' || l === '1' || l === 'yes') return true
+  if (l === 'false' || l === '0' || l === 'no') return false
+  return fail(`${name} must be "true" or "false", got "${raw}"`)
+}
+
+function httpUrl (name: string, raw: string): URL {
+  let u: URL
+  try {
+    u = new URL(raw)
+  } catch {
+    return fail(`${name} must be an absolute http(s) URL, got "${raw}"`)
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`${name} must use http or https, got "${u.protocol}"`)
+  if (u.username !== '' || u.password !== '') fail(`${name} must not contain credentials`)
+  return u
+}
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const port = int(env, 'PORT', 8080, 0, 65535)
+  const host = str(env, 'HOST') ?? '127.0.0.1'
+
+  const upstream = httpUrl('TASK_SERVICE_URL', str(env, 'TASK_SERVICE_URL') ?? 'http://127.0.0.1:3001')
+  if ((upstream.pathname !== '/' && upstream.pathname !== '') || upstream.search !== '' || upstream.hash !== '') {
+    fail(`TASK_SERVICE_URL must be an origin without a path or query (e.g. http://127.0.0.1:3001), got "${upstream.href}"`)
+  }
+
+  // HMAC secret: JWT_SECRET, else BETTER_AUTH_SECRET. Used as its UTF-8 bytes.
+  const secretName = str(env, 'JWT_SECRET') !== undefined ? 'JWT_SECRET' : 'BETTER_AUTH_SECRET'
+  const secretRaw = env[secretName] !== undefined && env[secretName] !== '' ? env[secretName] : undefined
+  let secret: Buffer | undefined
+  if (secretRaw !== undefined) {
+    secret = Buffer.from(secretRaw, 'utf8')
+    if (secret.length < 32) {
+      fail(`${secretName} is ${secret.length} bytes; an HMAC secret must be at least 32 bytes (RFC 7518 §3.2). Generate one with: openssl rand -base64 48`)
+    }
+  }
+
+  // Asymmetric keys: JWKS_URL, or derived from BETTER_AUTH_URL.
+  const betterAuthRaw = str(env, 'BETTER_AUTH_URL')
+  const betterAuth = betterAuthRaw !== undefined ? httpUrl('BETTER_AUTH_URL', betterAuthRaw) : undefined
+  const jwksRaw = str(env, 'JWKS_URL')
+  let jwksUrl: string | undefined
+  if (jwksRaw !== undefined) jwksUrl = httpUrl('JWKS_URL', jwksRaw).href
+  else if (betterAuth !== undefined) jwksUrl = betterAuth.href.replace(/\/+$/, '') + '/api/auth/jwks'
+
+  if (secret === undefined && jwksUrl === undefined) {
+    fail('No way to verify tokens: set JWT_SECRET (HS256 secret, ≥ 32 bytes), JWKS_URL, or BETTER_AUTH_URL (uses <url>/api/auth/jwks)')
+  }
+
+  const issuer = str(env, 'JWT_ISSUER') ?? betterAuth?.origin
+  const audRaw = str(env, 'JWT_AUDIENCE')
+  const audience = audRaw !== undefined
+    ? audRaw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+    : betterAuth !== undefined ? [betterAuth.origin] : undefined
+
+  // Algorithm allow-list.
+  const algRaw = str(env, 'JWT_ALGORITHMS')
+  let hmacAlgorithms: HmacAlg[]
+  let asymmetricAlgorithms: AsymmetricAlg[]
+  if (algRaw === undefined) {
+    hmacAlgorithms = secret !== undefined ? [...DEFAULT_HMAC_ALGS] : []
+    asymmetricAlgorithms = jwksUrl !== undefined ? [...DEFAULT_ASYMMETRIC_ALGS] : []
+  } else {
+    hmacAlgorithms = []
+    asymmetricAlgorithms = []
+    for (const a of algRaw.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+      if ((HMAC_ALGS as readonly string[]).includes(a)) {
+        if (secret === undefined) fail(`JWT_ALGORITHMS lists ${a} but neither JWT_SECRET nor BETTER_AUTH_SECRET is set`)
+        if (!hmacAlgorithms.includes(a as HmacAlg)) hmacAlgorithms.push(a as HmacAlg)
+      } else if ((ASYMMETRIC_ALGS as readonly string[]).includes(a)) {
+        if (jwksUrl === undefined) fail(`JWT_ALGORITHMS lists ${a} but neither JWKS_URL nor BETTER_AUTH_URL is set`)
+        if (!asymmetricAlgorithms.includes(a as AsymmetricAlg)) asymmetricAlgorithms.push(a as AsymmetricAlg)
+      } else {
+        fail(`JWT_ALGORITHMS contains "${a}"; allowed values: ${[...HMAC_ALGS, ...ASYMMETRIC_ALGS].join(', ')}`)
+      }
+    }
+    if (hmacAlgorithms.length === 0 && asymmetricAlgorithms.length === 0) fail('JWT_ALGORITHMS is empty; list at least one algorithm, e.g. HS256 or EdDSA')
+  }
+
+  const clockToleranceSec = int(env, 'JWT_CLOCK_TOLERANCE', 5, 0, 300)
+
+  const jwks: JwksSettings | undefined = jwksUrl === undefined
+    ? undefined
+    : {
+        url: jwksUrl,
+        refreshMs: int(env, 'JWKS_REFRESH_MS', 300_000, 1_000, 86_400_000),
+        cooldownMs: int(env, 'JWKS_COOLDOWN_MS', 2_000, 0, 600_000),
+        staleMaxMs: int(env, 'JWKS_STALE_MAX_MS', 3_600_000, 0, 7 * 86_400_000),
+        timeoutMs: int(env, 'JWKS_TIMEOUT_MS', 3_000, 100, 60_000)
+      }
+
+  const corsOrigins: string[] = []
+  for (const o of (str(env, 'CORS_ORIGINS') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    if (o === '*') fail('CORS_ORIGINS cannot be "*" because credentials are allowed; list the frontend origins, e.g. http://localhost:3000')
+    const u = httpUrl('CORS_ORIGINS', o)
+    if (u.origin !== o.replace(/\/+$/, '')) fail(`CORS_ORIGINS entries must be bare origins like https://app.example.com, got "${o}"`)
+    corsOrigins.push(u.origin)
+  }
+
+  const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase()
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
+
+  return {
+    port,
+    host,
+    taskServiceUrl: upstream.origin,
+    jwt: { secret, jwks, issuer, audience, hmacAlgorithms, asymmetricAlgorithms, clockToleranceSec },
+    verificationCacheMaxEntries: int(env, 'JWT_CACHE_MAX_ENTRIES', 10_000, 0, 1_000_000),
+    corsOrigins,
+    upstreamTimeoutMs: int(env, 'UPSTREAM_TIMEOUT_MS', 10_000, 1, 600_000),
+    upstreamConnections: int(env, 'UPSTREAM_CONNECTIONS', 128, 1, 10_000),
+    forwardAuthorization: bool(env, 'FORWARD_AUTHORIZATION', false),
+    logLevel: logLevel as LogLevel
+  }
+}

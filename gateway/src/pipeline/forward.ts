@@ -1,0 +1,154 @@
+// Stage 4 — forward: stream the request to the task service over a dedicated undici Pool.
+//
+// Engine: @fastify/reply-from (the engine inside @fastify/http-proxy, same undici request path).
+// We call reply.from() directly instead of registering @fastify/http-proxy because http-proxy derives
+// the upstream path by prefix-substituting the raw URL; here the upstream path is always the one
+// authorize.ts BUILT from the normalized route, so no spelling of the raw URL can address anything
+// outside /tasks upstream.
+//
+// - Pool: `upstreamConnections` keep-alive sockets (default 128), no pipelining, idle sockets kept
+//   60 s (bounded by the server's Keep-Alive hint), connect timeout = UPSTREAM_TIMEOUT_MS. TLS
+//   certificates are verified (reply-from's own pool would disable that; ours does not).
+// - No retries (reply-from would retry idempotent requests on 503/socket errors by default).
+// - Errors: no response headers within UPSTREAM_TIMEOUT_MS (or connect timeout) → 504
+//   upstream_timeout; refused/reset/garbage → 502 upstream_unavailable. Bodies never name the host.
+// - Response headers: hop-by-hop and banner headers dropped; Location and Link references to
+//   /tasks… (relative, or absolute on the task service's origin) are rewritten to the public prefix
+//   the client used; any other absolute reference to the task service's origin is dropped.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import replyFrom from '@fastify/reply-from'
+import { Pool } from 'undici'
+import { sendError } from '../errors.js'
+import type { AuthorizedRoute } from './authorize.js'
+
+export interface ForwardOptions {
+  origin: string
+  timeoutMs: number
+  connections: number
+}
+
+const DROP_RESPONSE = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te',
+  'server', 'x-powered-by', 'via', 'alt-svc'
+])
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_CONNECT_TIMEOUT'])
+
+function isTasksPath (p: string): boolean {
+  return p === '/tasks' || p.startsWith('/tasks/') || p.startsWith('/tasks?') || p.startsWith('/tasks#')
+}
+
+/**
+ * Maps a URI reference from the task service to the public one.
+ * Returns undefined when it must be dropped (it would reveal the task service's address).
+ */
+export function toPublicReference (uri: string, prefix: string, upstreamOrigin: string): string | undefined {
+  let path = uri
+  let upstreamAbsolute = false
+  if (/^[a-z][a-z0-9+.-]*:/i.test(uri) || uri.startsWith('//')) {
+    let u: URL
+    try {
+      u = new URL(uri, upstreamOrigin)
+    } catch {
+      return undefined
+    }
+    if (u.origin !== upstreamOrigin) return uri
+    upstreamAbsolute = true
+    path = u.pathname + u.search + u.hash
+  }
+  if (isTasksPath(path)) return prefix + path
+  return upstreamAbsolute ? undefined : uri
+}
+
+export function rewriteLink (value: string, prefix: string, upstreamOrigin: string): string | undefined {
+  let dropped = false
+  const out = value.replace(/<([^>]*)>/g, (_m, uri: string) => {
+    const r = toPublicReference(uri, prefix, upstreamOrigin)
+    if (r === undefined) dropped = true
+    return '<' + (r ?? '') + '>'
+  })
+  return dropped ? undefined : out
+}
+
+function rewriteResponseHeaders (headers: Record<string, string | string[] | undefined>, prefix: string, origin: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  let listed: string[] | undefined
+  const conn = headers.connection
+  if (typeof conn === 'string') listed = conn.toLowerCase().split(',').map((s) => s.trim())
+  for (const name of Object.keys(headers)) {
+    const v = headers[name]
+    if (v === undefined) continue
+    const lower = name.toLowerCase()
+    if (DROP_RESPONSE.has(lower) || listed?.includes(lower) === true) continue
+    if (lower === 'location') {
+      const r = toPublicReference(Array.isArray(v) ? (v[0] ?? '') : v, prefix, origin)
+      if (r !== undefined) out[lower] = r
+      continue
+    }
+    if (lower === 'link') {
+      const values = (Array.isArray(v) ? v : [v]).map((x) => rewriteLink(x, prefix, origin)).filter((x): x is string => x !== undefined)
+      if (values.length > 0) out[lower] = values.length === 1 ? (values[0] as string) : values
+      continue
+    }
+    out[lower] = v
+  }
+  return out
+}
+
+export interface Forwarder {
+  pool: Pool
+  forward: (request: FastifyRequest, reply: FastifyReply, route: AuthorizedRoute, headers: Record<string, string>) => FastifyReply
+  /** GET <origin>/readyz, true on 2xx within `timeoutMs`. */
+  upstreamReady: (timeoutMs: number) => Promise<boolean>
+}
+
+export async function registerForwarder (app: FastifyInstance, opts: ForwardOptions): Promise<Forwarder> {
+  const origin = new URL(opts.origin).origin
+  const pool = new Pool(origin, {
+    connections: opts.connections,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    keepAliveMaxTimeout: 600_000,
+    connect: { timeout: opts.timeoutMs },
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs
+  })
+  await app.register(replyFrom, {
+    base: origin,
+    undici: pool as never,
+    disableRequestLogging: true
+  })
+  app.addHook('onClose', async () => {
+    await pool.destroy()
+  })
+
+  function onError (reply: FastifyReply, { error }: { error: Error & { code?: string, statusCode?: number, cause?: unknown } }): void {
+    const cause = error.cause as { code?: string } | undefined
+    const timedOut = error.statusCode === 504 || TIMEOUT_CODES.has(error.code ?? '') || TIMEOUT_CODES.has(cause?.code ?? '')
+    reply.request.log.warn({ upstreamError: cause?.code ?? error.code }, 'task service request failed')
+    if (timedOut) sendError(reply, 504, 'upstream_timeout', 'the task service did not answer in time')
+    else sendError(reply, 502, 'upstream_unavailable', 'the task service is unavailable')
+  }
+
+  return {
+    pool,
+    forward (request, reply, route, headers) {
+      const prefix = route.publicPrefix
+      return reply.from(route.upstreamPath, {
+        timeout: opts.timeoutMs,
+        retryDelay: () => null,
+        rewriteRequestHeaders: () => headers,
+        rewriteHeaders: (h) => rewriteResponseHeaders(h as Record<string, string | string[] | undefined>, prefix, origin),
+        onError: onError as never
+      })
+    },
+    async upstreamReady (timeoutMs) {
+      try {
+        const res = await pool.request({ path: '/readyz', method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
+        await res.body.dump()
+        return res.statusCode >= 200 && res.statusCode < 300
+      } catch {
+        return false
+      }
+    }
+  }
+}

@@ -1,0 +1,59 @@
+// Bounded LRU of successful verifications, keyed by the exact token string.
+//
+// - Only successes are stored (the authenticator never calls set() for a failure).
+// - An entry expires at the token's `exp` at the latest (checked on every get()).
+// - clear() is called whenever the key set changes (JWKS rotation), so a key that disappears from
+//   the JWKS stops authenticating cached tokens at the next refresh.
+// - Memory bound: maxEntries × (token ≤ maxTokenLength chars + ~200 bytes of bookkeeping).
+//   Defaults: 10,000 × (≤ 2,048 + 200) bytes ≈ 22 MB worst case; typical Better Auth tokens are ~500
+//   bytes, so ≈ 7 MB. Longer tokens are verified every time, never cached.
+// A JavaScript Map iterates in insertion order, which gives LRU by delete-and-reinsert on a hit.
+
+export interface CachedVerification {
+  sub: string
+  /** Epoch milliseconds after which the entry must not be used (token exp, at the latest). */
+  expiresAtMs: number
+}
+
+export class VerificationCache {
+  private readonly map = new Map<string, CachedVerification>()
+
+  constructor (
+    readonly maxEntries: number = 10_000,
+    readonly maxTokenLength: number = 2_048,
+    private readonly now: () => number = Date.now
+  ) {}
+
+  get size (): number {
+    return this.map.size
+  }
+
+  get (token: string): CachedVerification | undefined {
+    const entry = this.map.get(token)
+    if (entry === undefined) return undefined
+    if (this.now() >= entry.expiresAtMs) {
+      this.map.delete(token)
+      return undefined
+    }
+    // Move to the most-recently-used end.
+    this.map.delete(token)
+    this.map.set(token, entry)
+    return entry
+  }
+
+  set (token: string, entry: CachedVerification): void {
+    if (this.maxEntries <= 0 || token.length > this.maxTokenLength) return
+    if (this.now() >= entry.expiresAtMs) return
+    this.map.delete(token)
+    while (this.map.size >= this.maxEntries) {
+      const oldest = this.map.keys().next()
+      if (oldest.done === true) break
+      this.map.delete(oldest.value)
+    }
+    this.map.set(token, entry)
+  }
+
+  clear (): void {
+    this.map.clear()
+  }
+}

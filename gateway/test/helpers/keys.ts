@@ -1,0 +1,73 @@
+// Test keys and token minting. Tokens are signed with jose (an independent implementation of the
+// verifier under test); forged shapes are assembled by hand.
+import { createHmac, generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto'
+import { SignJWT, exportJWK, type JWK } from 'jose'
+
+export const SECRET = 'test-secret-that-is-long-enough-0123456789abcdef'
+
+export interface TestKey {
+  kid: string
+  alg: 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
+  privateKey: KeyObject
+  publicKey: KeyObject
+  jwk: JWK
+}
+
+export async function makeKey (alg: TestKey['alg'], kid: string): Promise<TestKey> {
+  const pair = alg === 'EdDSA'
+    ? generateKeyPairSync('ed25519')
+    : alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid, alg, use: 'sig' }
+  return { kid, alg, privateKey: pair.privateKey, publicKey: pair.publicKey, jwk }
+}
+
+export interface Claims {
+  sub?: unknown
+  exp?: unknown
+  nbf?: unknown
+  iss?: unknown
+  aud?: unknown
+  [k: string]: unknown
+}
+
+const now = (): number => Math.floor(Date.now() / 1000)
+
+function defaults (claims: Claims): Claims {
+  return { sub: 'user-1', exp: now() + 600, iat: now(), ...claims }
+}
+
+/** Signs with jose. `claims` fields set to undefined are removed. */
+export async function signWith (key: TestKey, claims: Claims = {}, header: Record<string, unknown> = {}): Promise<string> {
+  const payload = Object.fromEntries(Object.entries(defaults(claims)).filter(([, v]) => v !== undefined))
+  return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, ...header }).sign(key.privateKey)
+}
+
+export async function signHs (claims: Claims = {}, secret: string = SECRET, header: Record<string, unknown> = {}): Promise<string> {
+  const payload = Object.fromEntries(Object.entries(defaults(claims)).filter(([, v]) => v !== undefined))
+  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', ...header }).sign(new TextEncoder().encode(secret))
+}
+
+export const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
+
+/** Hand-assembled HMAC token (for forged headers such as HS256-with-a-public-key). */
+export function rawHmac (header: object, claims: Claims, secret: Buffer | string, hash = 'sha256'): string {
+  const input = `${b64(header)}.${b64(defaults(claims))}`
+  return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`
+}
+
+/** Hand-assembled asymmetric token with an arbitrary header (e.g. an embedded jwk). */
+export function rawSigned (header: object, claims: Claims, key: KeyObject, alg: 'EdDSA' | 'ES256' | 'RS256'): string {
+  const input = `${b64(header)}.${b64(defaults(claims))}`
+  const sig = alg === 'EdDSA'
+    ? nodeSign(null, Buffer.from(input), key)
+    : alg === 'ES256'
+      ? nodeSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+      : nodeSign('sha256', Buffer.from(input), key)
+  return `${input}.${sig.toString('base64url')}`
+}
+
+export function unsigned (claims: Claims = {}): string {
+  return `${b64({ alg: 'none', typ: 'JWT' })}.${b64(defaults(claims))}.`
+}

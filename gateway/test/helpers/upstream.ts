@@ -1,0 +1,61 @@
+// A recording stub of the task service: plain node:http on 127.0.0.1:0. Records what it received
+// and answers whatever the test wants.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface Recorded {
+  method: string
+  url: string
+  headers: http.IncomingHttpHeaders
+  rawHeaders: string[]
+  body: string
+}
+
+export type Responder = (req: IncomingMessage, res: ServerResponse, body: string) => void
+
+export interface StubUpstream {
+  url: string
+  origin: string
+  received: Recorded[]
+  /** Requests to /tasks… only (not /readyz probes). */
+  tasks: () => Recorded[]
+  respond: (r: Responder) => void
+  close: () => Promise<void>
+}
+
+export const defaultResponder: Responder = (req, res) => {
+  if (req.url === '/readyz') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ready"}')
+    return
+  }
+  res.writeHead(200, { 'content-type': 'application/json' }).end('[]')
+}
+
+export async function startUpstream (responder: Responder = defaultResponder): Promise<StubUpstream> {
+  let current = responder
+  const received: Recorded[] = []
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8')
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body })
+      current(req, res, body)
+    })
+  })
+  server.keepAliveTimeout = 5_000
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  const origin = `http://127.0.0.1:${port}`
+  return {
+    url: origin,
+    origin,
+    received,
+    tasks: () => received.filter((r) => r.url.startsWith('/tasks')),
+    respond: (r) => { current = r },
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
