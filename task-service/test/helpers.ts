@@ -106,6 +106,12 @@ export async function buildTestApp(
   return app
 }
 
+/**
+ * Waits past the current millisecond. Timestamps have millisecond precision and ties are broken by id (random),
+ * so tests that assert creation order space their creates out with this.
+ */
+export const nextMillisecond = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 3))
+
 /** A user id no other test uses. */
 export function newUser(label = 'user'): string {
   return `${label}-${randomBytes(5).toString('hex')}`

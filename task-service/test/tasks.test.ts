@@ -1,6 +1,6 @@
 // Contract tests: every route, status code, header and error shape, through inject().
 import t, { type Test } from 'tap'
-import { buildTestApp, createTask, newUser, type TaskJson } from './helpers.js'
+import { buildTestApp, createTask, newUser, nextMillisecond, type TaskJson } from './helpers.js'
 
 const app = await buildTestApp(t)
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
@@ -58,6 +58,7 @@ t.test('GET /tasks → 200 bare array of the caller’s tasks', async (t) => {
   t.same(empty.json(), [])
   t.notOk(empty.headers.link, 'no Link header when there is no next page')
   const a = await createTask(app, user, { title: 'a' })
+  await nextMillisecond()
   const b = await createTask(app, user, { title: 'b', completed: true })
   const res = await app.inject({ url: '/tasks', headers: { 'x-user-id': user } })
   t.equal(res.statusCode, 200)
@@ -69,6 +70,7 @@ t.test('GET /tasks → 200 bare array of the caller’s tasks', async (t) => {
 t.test('GET /tasks?status filters', async (t) => {
   const user = newUser()
   const open = await createTask(app, user, { title: 'open' })
+  await nextMillisecond()
   const done = await createTask(app, user, { title: 'done', completed: true })
   const get = async (status: string): Promise<string[]> =>
     (await app.inject({ url: `/tasks?status=${status}`, headers: { 'x-user-id': user } })).json<TaskJson[]>().map((x) => x.id)
