@@ -39,3 +39,6 @@ export async function eventually (cond: () => boolean | Promise<boolean>, ms = 5
   }
   throw new Error('condition not reached')
 }
+
+/** The type of a tap subtest's `t`. */
+export type TapTest = Parameters<Parameters<typeof import('tap').default.test>[0]>[0]
