@@ -5,10 +5,9 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { parse } from 'yaml'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { loadConfig as loadTaskServiceConfig } from '../task-service/src/config.js'
-import { interpolate } from './helpers/compose-interpolate.js'
+import { loadCompose } from './helpers/compose-interpolate.js'
 
 const root = new URL('../', import.meta.url)
 const composeText = readFileSync(new URL('docker-compose.yml', root), 'utf8')
@@ -37,7 +36,7 @@ interface Compose {
   volumes: Record<string, unknown>
 }
 
-const compose = parse(interpolate(composeText, operatorEnv)) as Compose
+const compose = loadCompose(composeText, operatorEnv) as Compose
 const { services } = compose
 
 function service (name: string): Service {
@@ -109,12 +108,12 @@ t.test("the gateway's environment is accepted by its own config and points at th
 })
 
 t.test('the gateway refuses to start from compose when no key source is configured', async (t) => {
-  const bare = parse(interpolate(composeText, { POSTGRES_PASSWORD: 'x' })) as Compose
+  const bare = loadCompose(composeText, { POSTGRES_PASSWORD: 'x' }) as Compose
   t.throws(() => loadGatewayConfig(bare.services.gateway?.environment ?? {}), /JWT_SECRET|BETTER_AUTH_SECRET|JWKS_URL/)
 })
 
 t.test('compose refuses to run without the database password', async (t) => {
-  t.throws(() => interpolate(composeText, {}), /POSTGRES_PASSWORD/)
+  t.throws(() => loadCompose(composeText, {}), /POSTGRES_PASSWORD/)
 })
 
 for (const workspace of ['gateway', 'task-service']) {
