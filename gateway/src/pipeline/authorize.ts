@@ -17,8 +17,10 @@ export type RouteKind = 'collection' | 'item' | 'complete'
 
 export interface AuthorizedRoute {
   kind: RouteKind
-  /** Path + query sent to the task service, e.g. "/tasks/abc/complete?x=1". */
+  /** Path sent to the task service, e.g. "/tasks/abc/complete". */
   upstreamPath: string
+  /** The client's raw query string without "?" ("" when none), passed through unchanged. */
+  query: string
   /** The public prefix the client used ("/api" or "/api/<user>"), for Location/Link rewriting. */
   publicPrefix: string
 }
@@ -136,7 +138,8 @@ export function authorize (method: string, rawUrl: string, identity: Identity): 
   }
   return {
     kind,
-    upstreamPath: upstream + query,
+    upstreamPath: upstream,
+    query: query.length > 1 ? query.slice(1) : '',
     publicPrefix: pathUser === undefined ? '/api' : '/api/' + encodeURIComponent(pathUser)
   }
 }

@@ -133,7 +133,11 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     pool,
     forward (request, reply, route, headers) {
       const prefix = route.publicPrefix
+      const query = route.query
+      // The query goes through `queryString` (not appended to the source) so that reply-from's
+      // dot-segment guard, which decodes the whole source, only ever sees our normalized path.
       return reply.from(route.upstreamPath, {
+        queryString: () => query,
         timeout: opts.timeoutMs,
         retryDelay: () => null,
         rewriteRequestHeaders: () => headers,

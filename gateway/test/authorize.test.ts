@@ -1,0 +1,122 @@
+// Route table and path normalization. Path tricks are sent raw over a socket (inject and HTTP clients
+// would normalize them first). Whatever the spelling, the task service only ever sees /tasks…, or nothing.
+import t from 'tap'
+import { authorize, isRejection, normalizePath } from '../src/pipeline/authorize.js'
+import { startUpstream, type StubUpstream } from './helpers/upstream.js'
+import { startGateway, type RunningGateway } from './helpers/gateway.js'
+import { signHs } from './helpers/keys.js'
+import { rawHttp, req } from './helpers/raw.js'
+
+let up: StubUpstream
+let gw: RunningGateway
+let token: string
+
+t.before(async () => {
+  up = await startUpstream()
+  gw = await startGateway({ TASK_SERVICE_URL: up.url })
+  token = await signHs({ sub: 'user-1' })
+})
+t.teardown(async () => {
+  await gw.close()
+  await up.close()
+})
+t.beforeEach(() => { up.received.length = 0 })
+
+const send = async (target: string, method = 'GET'): Promise<number> =>
+  (await rawHttp(gw.port, req(method, target, [['Authorization', `Bearer ${token}`]]))).status
+
+const NEVER_FORWARDED = [
+  '/api/tasks/../../admin',
+  '/api/tasks/../..',
+  '/api/tasks/%2e%2e/%2e%2e/admin',
+  '/api/tasks/%2E%2E/%2E%2E/readyz',
+  '/api/tasks/..%2f..%2fadmin',
+  '/api/tasks/..%2F..%2Fadmin',
+  '/api/tasks/a%2fb',
+  '/api/tasks%2f..%2fadmin',
+  '/api/tasks/a%5cb',
+  '/api/tasks/..%5c..%5cadmin',
+  '/api/tasks/a%00b',
+  '/api/tasks/%00',
+  '/api/tasks/a%0d%0aX-User-Id:%20evil',
+  '/api/tasks/%c0%ae%c0%ae/admin',
+  '/api/tasks/%ff',
+  '/api/tasks/%zz',
+  '/api/user-1/tasks/../../../admin',
+  '/api/../admin',
+  '/api/tasks/x/../../../healthz',
+  '//admin',
+  '/.%2e/admin',
+  '*',
+  'http://evil.example/api/tasks'
+]
+
+for (const target of NEVER_FORWARDED) {
+  t.test(`path trick ${JSON.stringify(target)} is never forwarded`, async (t) => {
+    const status = await send(target)
+    t.ok(status === 404 || status === 400, `4xx (got ${status})`)
+    t.equal(up.received.length, 0, 'the task service received nothing')
+  })
+}
+
+t.test('raw backslash and NUL in the request line are never forwarded', async (t) => {
+  for (const target of ['/api/tasks\\..\\..\\admin', '/api\\tasks', '/api/tasks/a\u0000b']) {
+    let status: number
+    try {
+      status = (await rawHttp(gw.port, req('GET', target, [['Authorization', `Bearer ${token}`]]))).status
+    } catch {
+      status = 400 // the connection was refused outright
+    }
+    t.ok(status === 400 || status === 404, `${JSON.stringify(target)} → ${status}`)
+  }
+  t.equal(up.received.length, 0)
+})
+
+const NORMALIZED: Array<[string, string]> = [
+  ['/api//tasks', '/tasks'],
+  ['//api///tasks//', '/tasks'],
+  ['/api/tasks/', '/tasks'],
+  ['/api/./tasks', '/tasks'],
+  ['/api/tasks/abc/..', '/tasks'],
+  ['/api/tasks/abc/complete/..', '/tasks/abc'],
+  ['/api/x/../tasks', '/tasks'],
+  ['/api/ta%73ks', '/tasks'],
+  ['/api/tasks/%61bc', '/tasks/abc'],
+  ['/api/tasks/a%252e%252e', '/tasks/a%252e%252e'],
+  ['/api/user-1/tasks/./abc', '/tasks/abc'],
+  ['/api/tasks?x=1&y=%2e%2e%2f', '/tasks?x=1&y=%2e%2e%2f']
+]
+
+for (const [target, expected] of NORMALIZED) {
+  t.test(`${JSON.stringify(target)} is normalized and forwarded as ${expected}`, async (t) => {
+    t.equal(await send(target), 200)
+    t.same(up.received.map((r) => r.url), [expected])
+  })
+}
+
+t.test('normalizePath on its own', async (t) => {
+  t.same(normalizePath('/a//b/./c/../d'), ['a', 'b', 'd'])
+  t.same(normalizePath('/../../a'), ['a'])
+  t.same(normalizePath('/a%20b'), ['a b'])
+  t.equal(normalizePath('/a%2fb'), undefined)
+  t.equal(normalizePath('/a%00'), undefined)
+  t.equal(normalizePath('/a\\b'), undefined)
+  t.equal(normalizePath('a/b'), undefined)
+  t.equal(normalizePath('/%E0%A4%A'), undefined)
+})
+
+t.test('authorize on its own: route table, methods, compat user check', async (t) => {
+  const me = { sub: 'me' }
+  t.same(authorize('GET', '/api/tasks?limit=2', me), { kind: 'collection', upstreamPath: '/tasks', query: 'limit=2', publicPrefix: '/api' })
+  t.same(authorize('PATCH', '/api/me/tasks/1/complete', me), { kind: 'complete', upstreamPath: '/tasks/1/complete', query: '', publicPrefix: '/api/me' })
+  t.match(authorize('GET', '/api/you/tasks', me), { status: 403, code: 'forbidden_user' })
+  t.match(authorize('GET', '/api/you/other', me), { status: 404 }, '404 comes before 403')
+  t.match(authorize('POST', '/api/tasks/1', me), { status: 405, allow: 'GET, HEAD, PUT, PATCH, DELETE' })
+  t.match(authorize('POST', '/api/you/tasks/1', me), { status: 405 }, '405 comes before 403')
+  t.match(authorize('GET', '/api/tasks?\u00ff', me), { status: 400 })
+  const r = authorize('GET', '/api/tasks/x/%2e%2e', me)
+  t.ok(!isRejection(r) && r.upstreamPath === '/tasks', '/api/tasks/x/%2e%2e is the collection')
+  t.match(authorize('GET', '/api/tasks/%2e%2e', me), { status: 404 }, '/api/tasks/%2e%2e is /api')
+  const id = authorize('DELETE', '/api/tasks/a%20b', me)
+  t.ok(!isRejection(id) && id.upstreamPath === '/tasks/a%20b')
+})
