@@ -109,7 +109,8 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     audience: config.jwt.audience,
     clockToleranceSec: config.jwt.clockToleranceSec,
     cache,
-    keyGeneration: store !== undefined ? () => store.generation : undefined
+    keyGeneration: store !== undefined ? () => store.generation : undefined,
+    keysUsable: store !== undefined ? () => store.isReady() : undefined
   })
 
   // ---- bodies are never parsed: every content type passes the raw stream through ----------------

@@ -13,6 +13,8 @@ export interface CachedVerification {
   sub: string
   /** Epoch milliseconds after which the entry must not be used (token exp, at the latest). */
   expiresAtMs: number
+  /** True when verified with a JWKS key: such an entry is only served while the key set is usable. */
+  viaJwks: boolean
 }
 
 export class VerificationCache {

@@ -33,6 +33,8 @@ export interface AuthenticatorOptions {
   cache?: VerificationCache | undefined
   /** Current key-set generation (JWKS); a result verified under an older generation is not cached. */
   keyGeneration?: (() => number) | undefined
+  /** False once the JWKS key set is past its stale bound: cached JWKS results are then not served. */
+  keysUsable?: (() => boolean) | undefined
 }
 
 export const MAX_TOKEN_LENGTH = 8192
@@ -109,6 +111,8 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
   const asym = new Set<string>(opts.keys !== undefined ? opts.asymmetricAlgorithms : [])
   const tolerance = opts.clockToleranceSec
   const cache = opts.cache
+  const currentGeneration = opts.keyGeneration ?? (() => 0)
+  const keysUsable = opts.keysUsable ?? (() => true)
 
   function extractToken (rawHeaders: readonly string[]): string {
     let value: string | undefined
@@ -148,17 +152,16 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
     if (!validSubject(sub)) fail('invalid_subject')
     // Cache until exp at the latest, and only if the key set did not change while we verified.
     if (cache !== undefined && (keyGeneration === undefined || keyGeneration === currentGeneration())) {
-      cache.set(token, { sub, expiresAtMs: exp * 1000 })
+      cache.set(token, { sub, expiresAtMs: exp * 1000, viaJwks: keyGeneration !== undefined })
     }
     return { sub }
   }
 
-  const currentGeneration = opts.keyGeneration ?? (() => 0)
 
   function verifyToken (token: string): Identity | Promise<Identity> {
     if (cache !== undefined) {
       const hit = cache.get(token)
-      if (hit !== undefined) return { sub: hit.sub }
+      if (hit !== undefined && (!hit.viaJwks || keysUsable())) return { sub: hit.sub }
     }
     if (token.length > MAX_TOKEN_LENGTH) fail('malformed_token')
     const m = JWS.exec(token)

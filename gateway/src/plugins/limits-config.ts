@@ -1,0 +1,128 @@
+// Settings for the gateway's protective limits: rate limiting, load shedding and slow clients.
+// Parsed from the env object loadConfig() receives (never from process.env directly); validated, fails closed.
+
+export interface RateLimitSettings {
+  /** Length of one counting window. */
+  windowMs: number
+  /** Requests per window per authenticated user (`sub`); 0 disables the per-user limit. */
+  userMax: number
+  /** Requests per window per client IP, counted before authentication; 0 disables the per-IP limit. */
+  ipMax: number
+  /** Shared counters across replicas when set (ioredis URL); in-process counters otherwise. */
+  redisUrl: string | undefined
+}
+
+export interface LoadSheddingSettings {
+  /** Shed when the mean event-loop delay over one sample exceeds this (ms); 0 disables. */
+  maxEventLoopDelayMs: number
+  /** Shed when event-loop utilization over one sample exceeds this (0..1); 0 disables. */
+  maxEventLoopUtilization: number
+  /** Shed when the V8 heap in use exceeds this many bytes; 0 disables. */
+  maxHeapUsedBytes: number
+  /** How often the process is sampled (ms). */
+  sampleIntervalMs: number
+  /** Retry-After (seconds) on a shed request. */
+  retryAfterSec: number
+}
+
+export interface ServerLimitSettings {
+  /** Request headers must arrive within this (slowloris). */
+  headersTimeoutMs: number
+  /** The whole request (headers + body) must arrive within this. */
+  requestTimeoutMs: number
+  /** How often the server checks connections against the two timeouts above. */
+  connectionsCheckingIntervalMs: number
+  /** Max open client connections; further ones are closed at once (0 = unlimited). */
+  maxConnections: number
+  /** A request announcing a larger Content-Length is answered 413 before anything is forwarded. */
+  maxBodyBytes: number
+}
+
+export interface LimitsConfig {
+  rateLimit: RateLimitSettings
+  loadShedding: LoadSheddingSettings
+  server: ServerLimitSettings
+}
+
+export class LimitsConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+function raw (env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const v = env[name]
+  if (v === undefined) return undefined
+  const t = v.trim()
+  return t === '' ? undefined : t
+}
+
+function int (env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
+  const r = raw(env, name)
+  if (r === undefined) return def
+  if (!/^\d+$/.test(r)) throw new LimitsConfigError(`${name} must be a whole number between ${min} and ${max}, got "${r}"`)
+  const n = Number(r)
+  if (n < min || n > max) throw new LimitsConfigError(`${name} must be a whole number between ${min} and ${max}, got ${n}`)
+  return n
+}
+
+function fraction (env: NodeJS.ProcessEnv, name: string, def: number): number {
+  const r = raw(env, name)
+  if (r === undefined) return def
+  const n = Number(r)
+  if (!/^\d*\.?\d+$/.test(r) || !(n >= 0 && n <= 1)) throw new LimitsConfigError(`${name} must be a number between 0 and 1, got "${r}"`)
+  return n
+}
+
+export const LIMIT_DEFAULTS = {
+  rateLimitWindowMs: 10_000,
+  /** 2,000 per 10 s: 200 requests/s sustained per user. */
+  rateLimitUserMax: 2_000,
+  /** 5,000 per 10 s: 500 requests/s sustained per client IP (a NAT may hold many users). */
+  rateLimitIpMax: 5_000,
+  maxEventLoopDelayMs: 1_000,
+  maxEventLoopUtilization: 0.98,
+  sampleIntervalMs: 1_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  connectionsCheckingIntervalMs: 1_000,
+  maxConnections: 10_000,
+  /** 1 MiB; the task service itself refuses bodies over 64 KiB. */
+  maxBodyBytes: 1_048_576
+} as const
+
+export function loadLimitsConfig (env: NodeJS.ProcessEnv): LimitsConfig {
+  const redisRaw = raw(env, 'REDIS_URL')
+  if (redisRaw !== undefined) {
+    let u: URL | undefined
+    try { u = new URL(redisRaw) } catch { u = undefined }
+    if (u === undefined || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) {
+      throw new LimitsConfigError('REDIS_URL must be a redis:// or rediss:// URL')
+    }
+  }
+  const headersTimeoutMs = int(env, 'SERVER_HEADERS_TIMEOUT_MS', LIMIT_DEFAULTS.headersTimeoutMs, 100, 600_000)
+  const requestTimeoutMs = int(env, 'SERVER_REQUEST_TIMEOUT_MS', LIMIT_DEFAULTS.requestTimeoutMs, 100, 3_600_000)
+  if (requestTimeoutMs < headersTimeoutMs) {
+    throw new LimitsConfigError(`SERVER_REQUEST_TIMEOUT_MS (${requestTimeoutMs}) must not be shorter than SERVER_HEADERS_TIMEOUT_MS (${headersTimeoutMs})`)
+  }
+  return {
+    rateLimit: {
+      windowMs: int(env, 'RATE_LIMIT_WINDOW_MS', LIMIT_DEFAULTS.rateLimitWindowMs, 100, 3_600_000),
+      userMax: int(env, 'RATE_LIMIT_USER_MAX', LIMIT_DEFAULTS.rateLimitUserMax, 0, 100_000_000),
+      ipMax: int(env, 'RATE_LIMIT_IP_MAX', LIMIT_DEFAULTS.rateLimitIpMax, 0, 100_000_000),
+      redisUrl: redisRaw
+    },
+    loadShedding: {
+      maxEventLoopDelayMs: int(env, 'LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS', LIMIT_DEFAULTS.maxEventLoopDelayMs, 0, 600_000),
+      maxEventLoopUtilization: fraction(env, 'LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION', LIMIT_DEFAULTS.maxEventLoopUtilization),
+      maxHeapUsedBytes: int(env, 'LOAD_SHED_MAX_HEAP_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+      sampleIntervalMs: int(env, 'LOAD_SHED_SAMPLE_INTERVAL_MS', LIMIT_DEFAULTS.sampleIntervalMs, 10, 60_000),
+      retryAfterSec: 1
+    },
+    server: {
+      headersTimeoutMs,
+      requestTimeoutMs,
+      connectionsCheckingIntervalMs: Math.min(LIMIT_DEFAULTS.connectionsCheckingIntervalMs, headersTimeoutMs),
+      maxConnections: int(env, 'SERVER_MAX_CONNECTIONS', LIMIT_DEFAULTS.maxConnections, 0, 1_000_000),
+      maxBodyBytes: int(env, 'MAX_BODY_BYTES', LIMIT_DEFAULTS.maxBodyBytes, 1, 1_073_741_824)
+    }
+  }
+}

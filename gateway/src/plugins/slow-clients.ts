@@ -1,0 +1,28 @@
+// Slow and greedy clients: connection cap and an early body-size check.
+//
+// The header and whole-request timeouts (SERVER_HEADERS_TIMEOUT_MS, SERVER_REQUEST_TIMEOUT_MS) are server
+// options, set where the server is created (app.ts), and enforced every connectionsCheckingIntervalMs (Node's
+// default of 30 s would let a slowloris client hold a socket for headersTimeout + 30 s). Here:
+//  - SERVER_MAX_CONNECTIONS: connections beyond it are closed by Node as soon as they are accepted;
+//  - MAX_BODY_BYTES: a request whose Content-Length announces more is answered 413 JSON before it is
+//    authenticated or forwarded (the gateway never parses bodies; a chunked body streams to the task
+//    service, which refuses more than 64 KiB, and must arrive within SERVER_REQUEST_TIMEOUT_MS).
+import type { FastifyInstance } from 'fastify'
+import { sendError } from '../errors.js'
+import type { ServerLimitSettings } from './limits-config.js'
+
+export function registerSlowClientLimits (app: FastifyInstance, settings: ServerLimitSettings): void {
+  if (settings.maxConnections > 0) app.server.maxConnections = settings.maxConnections
+  app.server.headersTimeout = settings.headersTimeoutMs
+  app.server.requestTimeout = settings.requestTimeoutMs
+
+  app.addHook('onRequest', async (request, reply) => {
+    const cl = request.headers['content-length']
+    if (cl === undefined) return
+    const n = Number(cl)
+    if (Number.isFinite(n) && n > settings.maxBodyBytes) {
+      reply.header('connection', 'close')
+      await sendError(reply, 413, 'payload_too_large' as never, `request body larger than ${settings.maxBodyBytes} bytes`)
+    }
+  })
+}
