@@ -13,6 +13,10 @@ import { authorize, isRejection, type AuthorizedRoute } from './pipeline/authori
 import { registerForwarder } from './pipeline/forward.js'
 import { rewriteHeaders, wellFormedRequestId } from './pipeline/rewrite-headers.js'
 import { VerificationCache } from './verification-cache.js'
+import { loadLimitsConfig } from './plugins/limits-config.js'
+import { registerLoadShedding } from './plugins/load-shedding.js'
+import { registerRateLimit } from './plugins/rate-limit.js'
+import { registerSlowClientLimits } from './plugins/slow-clients.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -67,6 +71,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     }
   }
 
+  const limits = config.limits ?? loadLimitsConfig({})
   const app = Fastify({
     logger,
     // One log line per request (onResponse below) instead of Fastify's two.
@@ -77,10 +82,10 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
       return wellFormedRequestId(v) ? v : randomUUID()
     },
     trustProxy: false,
-    requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs,
+    requestTimeout: limits.server.requestTimeoutMs,
     keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeoutMs,
     maxRequestsPerSocket: SERVER_TIMEOUTS.maxRequestsPerSocket,
-    http: { headersTimeout: SERVER_TIMEOUTS.headersTimeoutMs } as never,
+    http: { headersTimeout: limits.server.headersTimeoutMs, connectionsCheckingInterval: limits.server.connectionsCheckingIntervalMs } as never,
     return503OnClosing: true,
     clientErrorHandler
   })
@@ -116,6 +121,11 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   // ---- bodies are never parsed: every content type passes the raw stream through ----------------
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, payload, done) => { done(null, payload) })
+
+  // ---- protective limits: shed load, cap connections and bodies, rate-limit (plugins/) ------------
+  await registerLoadShedding(app, limits.loadShedding)
+  registerSlowClientLimits(app, limits.server)
+  await registerRateLimit(app, limits.rateLimit)
 
   // ---- CORS (preflight answered here, never forwarded) --------------------------------------------
   await app.register(cors, {

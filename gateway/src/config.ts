@@ -1,5 +1,6 @@
 // Configuration: read from the environment once, validated, fails closed.
 // This is the only module that may read process.env (lint rule). The gateway never reads `.env` itself.
+import { loadLimitsConfig, type LimitsConfig } from './plugins/limits-config.js'
 
 export type HmacAlg = 'HS256' | 'HS384' | 'HS512'
 export type AsymmetricAlg = 'EdDSA' | 'ES256' | 'ES384' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512'
@@ -49,6 +50,8 @@ export interface GatewayConfig {
   upstreamConnections: number
   forwardAuthorization: boolean
   logLevel: LogLevel
+  /** Rate limits, load shedding, slow-client limits (plugins/limits-config.ts); defaults when absent. */
+  limits?: LimitsConfig
 }
 
 export class ConfigError extends Error {
@@ -191,6 +194,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     upstreamTimeoutMs: int(env, 'UPSTREAM_TIMEOUT_MS', 10_000, 1, 600_000),
     upstreamConnections: int(env, 'UPSTREAM_CONNECTIONS', 128, 1, 10_000),
     forwardAuthorization: bool(env, 'FORWARD_AUTHORIZATION', false),
-    logLevel: logLevel as LogLevel
+    logLevel: logLevel as LogLevel,
+    limits: loadLimitsConfig(env)
   }
 }

@@ -29,6 +29,9 @@ export type ErrorCode =
   | 'upstream_timeout'
   | 'not_ready'
   | 'internal_error'
+  | 'rate_limited'
+  | 'overloaded'
+  | 'payload_too_large'
 
 /** error_description for the WWW-Authenticate header (quoted-string safe: no quotes, no backslashes). */
 export const AUTH_ERROR_DESCRIPTIONS: Record<AuthErrorCode, string> = {
@@ -48,6 +51,7 @@ export const AUTH_ERROR_DESCRIPTIONS: Record<AuthErrorCode, string> = {
 }
 
 export class AuthError extends Error {
+  override name = 'AuthError'
   constructor (readonly code: AuthErrorCode) {
     super(AUTH_ERROR_DESCRIPTIONS[code])
   }

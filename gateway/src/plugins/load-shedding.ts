@@ -7,7 +7,7 @@
 // byte is forwarded). /readyz is shed too, which tells a load balancer to send traffic elsewhere.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import underPressure from '@fastify/under-pressure'
-import { errorBody, type ErrorCode } from '../errors.js'
+import { errorBody } from '../errors.js'
 import type { LoadSheddingSettings } from './limits-config.js'
 
 export async function registerLoadShedding (app: FastifyInstance, settings: LoadSheddingSettings): Promise<void> {
@@ -23,7 +23,7 @@ export async function registerLoadShedding (app: FastifyInstance, settings: Load
       .header('retry-after', String(settings.retryAfterSec))
       .header('content-type', 'application/json; charset=utf-8')
       .header('cache-control', 'no-store')
-    return JSON.stringify(errorBody('overloaded' as ErrorCode, 'the gateway is overloaded; retry shortly', String(request.id)))
+    return JSON.stringify(errorBody('overloaded', 'the gateway is overloaded; retry shortly', String(request.id)))
   }
 
   await app.register(underPressure, {

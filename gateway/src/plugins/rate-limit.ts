@@ -14,7 +14,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
-import { errorBody, type ErrorCode } from '../errors.js'
+import { errorBody } from '../errors.js'
 import type { RateLimitSettings } from './limits-config.js'
 
 const UNLIMITED_PATHS = new Set(['/healthz', '/readyz'])
@@ -43,7 +43,7 @@ async function apply (limiter: Limiter, request: FastifyRequest, reply: FastifyR
     .header('retry-after', String(retryAfter))
     .header('content-type', 'application/json; charset=utf-8')
     .header('cache-control', 'no-store')
-    .send(JSON.stringify(errorBody('rate_limited' as ErrorCode, `too many requests; retry in ${retryAfter} s`, String(request.id))))
+    .send(JSON.stringify(errorBody('rate_limited', `too many requests; retry in ${retryAfter} s`, String(request.id))))
   return false
 }
 

@@ -13,8 +13,6 @@ import type { ServerLimitSettings } from './limits-config.js'
 
 export function registerSlowClientLimits (app: FastifyInstance, settings: ServerLimitSettings): void {
   if (settings.maxConnections > 0) app.server.maxConnections = settings.maxConnections
-  app.server.headersTimeout = settings.headersTimeoutMs
-  app.server.requestTimeout = settings.requestTimeoutMs
 
   app.addHook('onRequest', async (request, reply) => {
     const cl = request.headers['content-length']
@@ -22,7 +20,7 @@ export function registerSlowClientLimits (app: FastifyInstance, settings: Server
     const n = Number(cl)
     if (Number.isFinite(n) && n > settings.maxBodyBytes) {
       reply.header('connection', 'close')
-      await sendError(reply, 413, 'payload_too_large' as never, `request body larger than ${settings.maxBodyBytes} bytes`)
+      await sendError(reply, 413, 'payload_too_large', `request body larger than ${settings.maxBodyBytes} bytes`)
     }
   })
 }

@@ -1,0 +1,152 @@
+// The verification-result cache: expiry at exp, LRU eviction, flush on key-set change, failures never
+// cached, exact-token keying. Behaviour only (no timing assertions).
+import t from 'tap'
+import { request } from 'undici'
+import { VerificationCache } from '../src/verification-cache.js'
+import { createAuthenticator, type KeyResolver } from '../src/pipeline/authenticate.js'
+import { JwksKeyStore } from '../src/keys/jwks.js'
+import { importJwk, type VerificationKey } from '../src/keys/import.js'
+import { b64, makeKey, signHs, signWith, type TestKey } from './helpers/keys.js'
+import { startJwks } from './helpers/jwks-server.js'
+import { startUpstream } from './helpers/upstream.js'
+import { bearer, startGateway } from './helpers/gateway.js'
+
+let k1: TestKey, k2: TestKey
+t.before(async () => {
+  k1 = await makeKey('EdDSA', 'k1')
+  k2 = await makeKey('EdDSA', 'k2')
+})
+
+t.test('an entry expires at its exp (injected clock)', async (t) => {
+  let now = 0
+  const c = new VerificationCache(10, 2048, () => now)
+  c.set('tok', { sub: 'a', expiresAtMs: 1_000, viaJwks: false })
+  now = 999
+  t.same(c.get('tok'), { sub: 'a', expiresAtMs: 1_000, viaJwks: false })
+  now = 1_000
+  t.equal(c.get('tok'), undefined, 'gone at exp')
+  t.equal(c.size, 0, 'and removed')
+  c.set('late', { sub: 'b', expiresAtMs: 500, viaJwks: false })
+  t.equal(c.size, 0, 'an already-expired entry is never stored')
+})
+
+t.test('LRU eviction at maxEntries: the least recently used goes first', async (t) => {
+  const c = new VerificationCache(3, 2048, () => 0)
+  const e = (sub: string): { sub: string, expiresAtMs: number, viaJwks: boolean } => ({ sub, expiresAtMs: 10, viaJwks: false })
+  c.set('a', e('a'))
+  c.set('b', e('b'))
+  c.set('c', e('c'))
+  t.ok(c.get('a'), 'touch a')
+  c.set('d', e('d'))
+  t.equal(c.size, 3)
+  t.equal(c.get('b'), undefined, 'b was least recently used')
+  t.ok(c.get('a'))
+  t.ok(c.get('c'))
+  t.ok(c.get('d'))
+})
+
+t.test('bounds: long tokens are not cached; maxEntries 0 disables; clear() empties', async (t) => {
+  const c = new VerificationCache(5, 10, () => 0)
+  c.set('x'.repeat(11), { sub: 'a', expiresAtMs: 10, viaJwks: false })
+  t.equal(c.size, 0)
+  const off = new VerificationCache(0, 2048, () => 0)
+  off.set('a', { sub: 'a', expiresAtMs: 10, viaJwks: false })
+  t.equal(off.size, 0)
+  c.set('ok', { sub: 'a', expiresAtMs: 10, viaJwks: false })
+  c.clear()
+  t.equal(c.size, 0)
+})
+
+function countingResolver (key: VerificationKey, answers: Array<'key' | 'unknown_key'>): KeyResolver & { calls: number } {
+  const r = {
+    calls: 0,
+    resolve () {
+      const a = answers[Math.min(r.calls, answers.length - 1)]
+      r.calls++
+      return a === 'key' ? key : 'unknown_key' as const
+    }
+  }
+  return r
+}
+
+t.test('a repeated token is verified once, then served from the cache', async (t) => {
+  const key = importJwk(k1.jwk, ['EdDSA']) as VerificationKey
+  const keys = countingResolver(key, ['key'])
+  const cache = new VerificationCache()
+  const auth = createAuthenticator({ hmacAlgorithms: [], asymmetricAlgorithms: ['EdDSA'], keys, clockToleranceSec: 5, cache })
+  const token = await signWith(k1, { sub: 'cached' })
+  t.same(await auth.verifyToken(token), { sub: 'cached' })
+  t.same(await auth.verifyToken(token), { sub: 'cached' })
+  t.equal(keys.calls, 1, 'the key was looked up (and the signature checked) once')
+  t.equal(cache.size, 1)
+})
+
+t.test('failures are never cached: a token rejected once is verified again next time', async (t) => {
+  const key = importJwk(k1.jwk, ['EdDSA']) as VerificationKey
+  const keys = countingResolver(key, ['unknown_key', 'key'])
+  const cache = new VerificationCache()
+  const auth = createAuthenticator({ hmacAlgorithms: [], asymmetricAlgorithms: ['EdDSA'], keys, clockToleranceSec: 5, cache })
+  const token = await signWith(k1)
+  await t.rejects(async () => await auth.verifyToken(token), { code: 'unknown_key' })
+  t.equal(cache.size, 0, 'nothing cached on failure')
+  t.same(await auth.verifyToken(token), { sub: 'user-1' }, 'accepted once the key is known')
+  t.equal(keys.calls, 2)
+  const expired = await signWith(k1, { exp: Math.floor(Date.now() / 1000) - 60 })
+  await t.rejects(async () => await auth.verifyToken(expired), { code: 'token_expired' })
+  t.equal(cache.size, 1, 'the expired token was not cached')
+})
+
+t.test('the cache is keyed by the exact token: a tampered copy of a cached token is rejected', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const token = await signHs({ sub: 'victim' })
+  const get = async (tok: string): Promise<number> => {
+    const r = await request(gw.url + '/api/tasks', { headers: bearer(tok) })
+    await r.body.dump()
+    return r.statusCode
+  }
+  t.equal(await get(token), 200)
+  t.equal(await get(token), 200)
+  const [h, , s] = token.split('.')
+  t.equal(await get(`${h}.${b64({ sub: 'attacker', exp: Math.floor(Date.now() / 1000) + 600 })}.${s}`), 401)
+  t.same(up.tasks().map((r) => r.headers['x-user-id']), ['victim', 'victim'])
+})
+
+t.test('a cached token stops working at its exp (through HTTP, clock tolerance 0)', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, JWT_CLOCK_TOLERANCE: '0' })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const exp = Math.floor(Date.now() / 1000) + 2
+  const token = await signHs({ exp })
+  const get = async (): Promise<{ status: number, code?: string }> => {
+    const r = await request(gw.url + '/api/tasks', { headers: bearer(token) })
+    const body = await r.body.json() as { error?: { code?: string } }
+    return { status: r.statusCode, code: body.error?.code }
+  }
+  t.equal((await get()).status, 200)
+  t.equal((await get()).status, 200, 'served (from the cache) before exp')
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp * 1000 - Date.now()) + 50))
+  t.same(await get(), { status: 401, code: 'token_expired' }, 'rejected once exp has passed')
+})
+
+t.test('the cache is flushed when the key set changes', async (t) => {
+  const jwks = await startJwks([k1.jwk, k2.jwk])
+  t.teardown(async () => { await jwks.close() })
+  const store = new JwksKeyStore({ url: jwks.url, refreshMs: 60_000, cooldownMs: 60_000, staleMaxMs: 60_000, timeoutMs: 1_000, algorithms: ['EdDSA'] })
+  t.teardown(() => { store.stop() })
+  const cache = new VerificationCache()
+  store.onChange(() => { cache.clear() })
+  await store.start()
+  const auth = createAuthenticator({ hmacAlgorithms: [], asymmetricAlgorithms: ['EdDSA'], keys: store, clockToleranceSec: 5, cache, keyGeneration: () => store.generation, keysUsable: () => store.isReady() })
+  const old = await signWith(k1)
+  t.same(await auth.verifyToken(old), { sub: 'user-1' })
+  t.equal(cache.size, 1)
+  jwks.keys = [k2.jwk] // k1 rotated out
+  t.ok(await store.refresh())
+  t.equal(cache.size, 0, 'flushed on change')
+  await t.rejects(async () => await auth.verifyToken(old), { code: 'unknown_key' })
+  const unchanged = store.generation
+  t.ok(await store.refresh())
+  t.equal(store.generation, unchanged, 'an identical key set is not a change')
+})
