@@ -1,0 +1,145 @@
+// Forwarding failures and request smuggling: refused → 502, no answer in time → 504, reset/garbage →
+// 502, all JSON without internals; recovery by itself; no retries; smuggling shapes → 400 + close.
+import t from 'tap'
+import net from 'node:net'
+import { request } from 'undici'
+import { startUpstream, type StubUpstream } from './helpers/upstream.js'
+import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
+import { signHs } from './helpers/keys.js'
+import { rawHttp, req } from './helpers/raw.js'
+import { rewriteLink, toPublicReference } from '../src/pipeline/forward.js'
+
+let up: StubUpstream
+let gw: RunningGateway
+let token: string
+
+t.before(async () => {
+  up = await startUpstream()
+  gw = await startGateway({ TASK_SERVICE_URL: up.url, UPSTREAM_TIMEOUT_MS: '300' })
+  token = await signHs()
+})
+t.teardown(async () => {
+  await gw.close()
+  await up.close()
+})
+t.beforeEach(() => {
+  up.received.length = 0
+  up.respond((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') })
+})
+
+async function call (method = 'GET', path = '/api/tasks', body?: string, g: RunningGateway = gw): Promise<{ status: number, text: string, json: { error?: { code?: string } } }> {
+  const res = await request(g.url + path, { method: method as 'GET', headers: { ...bearer(token), 'content-type': 'application/json' }, body })
+  const text = await res.body.text()
+  let json = {}
+  try { json = JSON.parse(text) } catch { /* not JSON */ }
+  return { status: res.statusCode, text, json }
+}
+
+function noInternals (t: Parameters<Parameters<typeof import('tap').default.test>[0]>[0], text: string, origin: string): void {
+  const port = new URL(origin).port
+  t.notMatch(text, /127\.0\.0\.1|localhost|ECONN|stack|at .*\.js/, 'no host, error code or stack in the body')
+  t.notOk(text.includes(port), 'no upstream port in the body')
+}
+
+t.test('task service refusing connections → 502 JSON upstream_unavailable', async (t) => {
+  const spare = net.createServer()
+  await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve))
+  const port = (spare.address() as net.AddressInfo).port
+  await new Promise<void>((resolve) => spare.close(() => resolve()))
+  const dead = await startGateway({ TASK_SERVICE_URL: `http://127.0.0.1:${port}` })
+  t.teardown(() => dead.close())
+  const r = await call('GET', '/api/tasks', undefined, dead)
+  t.equal(r.status, 502)
+  t.equal(r.json.error?.code, 'upstream_unavailable')
+  noInternals(t, r.text, `http://127.0.0.1:${port}`)
+  const ready = await request(dead.url + '/readyz')
+  t.equal(ready.statusCode, 503, '/readyz reports the task service down')
+  await ready.body.dump()
+})
+
+t.test('no answer within UPSTREAM_TIMEOUT_MS → 504 JSON upstream_timeout', async (t) => {
+  up.respond((_req, res) => { setTimeout(() => { if (!res.destroyed) res.end('[]') }, 2_000).unref() })
+  const r = await call()
+  t.equal(r.status, 504)
+  t.equal(r.json.error?.code, 'upstream_timeout')
+  noInternals(t, r.text, up.origin)
+})
+
+t.test('connection reset by the task service → 502 JSON', async (t) => {
+  up.respond((req) => { req.socket.destroy() })
+  const r = await call('POST', '/api/tasks', '{"title":"x"}')
+  t.equal(r.status, 502)
+  t.equal(r.json.error?.code, 'upstream_unavailable')
+  noInternals(t, r.text, up.origin)
+  t.equal(up.tasks().length, 1, 'not retried')
+})
+
+t.test('garbage from the task service → 502 JSON', async (t) => {
+  up.respond((req) => { req.socket.end('NOT HTTP AT ALL\r\n\r\n') })
+  const r = await call()
+  t.equal(r.status, 502)
+  noInternals(t, r.text, up.origin)
+})
+
+t.test('a 503 from the task service passes through once (no silent retries)', async (t) => {
+  up.respond((_req, res) => { res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":{"code":"database_unavailable"}}') })
+  const r = await call()
+  t.equal(r.status, 503)
+  t.equal(r.json.error?.code, 'database_unavailable')
+  t.equal(up.tasks().length, 1)
+})
+
+t.test('the gateway recovers by itself when the task service answers again', async (t) => {
+  up.respond((req) => { req.socket.destroy() })
+  t.equal((await call()).status, 502)
+  up.respond((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('[{"id":"1"}]') })
+  const r = await call()
+  t.equal(r.status, 200)
+  t.equal(r.text, '[{"id":"1"}]')
+})
+
+t.test('smuggling: Content-Length and Transfer-Encoding together → 400 and the connection closed', async (t) => {
+  const smuggled = 'GET /api/tasks/smuggled HTTP/1.1\r\nHost: x\r\n\r\n'
+  const body = `0\r\n\r\n${smuggled}`
+  const r = await rawHttp(gw.port, req('POST', '/api/tasks', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['Content-Length', String(body.length)], ['Transfer-Encoding', 'chunked']], body), { waitClose: true })
+  t.equal(r.status, 400)
+  t.ok(r.closed, 'connection closed')
+  t.match(JSON.parse(r.body), { error: { code: 'bad_request' } })
+  t.equal(up.received.length, 0, 'nothing forwarded')
+})
+
+t.test('smuggling: conflicting Content-Length headers → 400 and the connection closed', async (t) => {
+  const r = await rawHttp(gw.port, req('POST', '/api/tasks', [['Authorization', `Bearer ${token}`], ['Content-Length', '5'], ['Content-Length', '20']], '{"a":1}hello-world!!'), { waitClose: true })
+  t.equal(r.status, 400)
+  t.ok(r.closed, 'connection closed')
+  const r2 = await rawHttp(gw.port, req('POST', '/api/tasks', [['Authorization', `Bearer ${token}`], ['Content-Length', '5, 20']], '{"a":1}hello-world!!'), { waitClose: true })
+  t.equal(r2.status, 400)
+  t.ok(r2.closed)
+  t.equal(up.received.length, 0)
+})
+
+t.test('smuggling: obfuscated Transfer-Encoding → 400 and the connection closed', async (t) => {
+  for (const te of ['chunked, identity', 'xchunked', 'identity']) {
+    const r = await rawHttp(gw.port, req('POST', '/api/tasks', [['Authorization', `Bearer ${token}`], ['Transfer-Encoding', te]], '5\r\nhello\r\n0\r\n\r\n'), { waitClose: true })
+    t.equal(r.status, 400, JSON.stringify(te))
+    t.ok(r.closed)
+  }
+  t.equal(up.received.length, 0)
+})
+
+t.test('a chunked body (no Content-Length) streams through intact', async (t) => {
+  const r = await rawHttp(gw.port, req('POST', '/api/tasks', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']], '6\r\n{"titl\r\n8\r\ne":"ab"}\r\n0\r\n\r\n'))
+  t.equal(r.status, 200)
+  t.equal(up.tasks()[0]?.body, '{"title":"ab"}')
+})
+
+t.test('Location/Link rewriting on its own', async (t) => {
+  const o = 'http://10.0.0.5:3001'
+  t.equal(toPublicReference('/tasks/1', '/api', o), '/api/tasks/1')
+  t.equal(toPublicReference('/tasks', '/api/u%201', o), '/api/u%201/tasks')
+  t.equal(toPublicReference(`${o}/tasks/1?x=1`, '/api', o), '/api/tasks/1?x=1')
+  t.equal(toPublicReference(`${o}/admin`, '/api', o), undefined, 'other internal absolute URLs are dropped')
+  t.equal(toPublicReference('https://docs.example.com/x', '/api', o), 'https://docs.example.com/x')
+  t.equal(toPublicReference('/tasksx', '/api', o), '/tasksx')
+  t.equal(rewriteLink('</tasks?cursor=a>; rel="next", </tasks?cursor=0>; rel="first"', '/api', o), '</api/tasks?cursor=a>; rel="next", </api/tasks?cursor=0>; rel="first"')
+})
