@@ -1,0 +1,141 @@
+// Configuration: defaults, every variable, and fail-closed errors whose message says what to fix.
+// Also the process: bad config → one stderr line, exit 1, never listening (and a stray .env is ignored);
+// good config → listens, serves, exits cleanly on SIGTERM.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+import { loadConfig } from '../src/config.js'
+import { SECRET } from './helpers/keys.js'
+import { startUpstream } from './helpers/upstream.js'
+
+t.test('defaults with only JWT_SECRET', async (t) => {
+  const c = loadConfig({ JWT_SECRET: SECRET })
+  t.equal(c.port, 8080)
+  t.equal(c.host, '127.0.0.1')
+  t.equal(c.taskServiceUrl, 'http://127.0.0.1:3001')
+  t.same(c.jwt.hmacAlgorithms, ['HS256'])
+  t.same(c.jwt.asymmetricAlgorithms, [])
+  t.equal(c.jwt.jwks, undefined)
+  t.equal(c.jwt.clockToleranceSec, 5)
+  t.equal(c.upstreamTimeoutMs, 10_000)
+  t.equal(c.forwardAuthorization, false)
+  t.same(c.corsOrigins, [])
+  t.equal(c.logLevel, 'info')
+  t.equal(c.verificationCacheMaxEntries, 10_000)
+  t.equal(c.jwt.secret?.toString('utf8'), SECRET, 'the secret is used as its UTF-8 bytes')
+})
+
+t.test('BETTER_AUTH_SECRET is an alias for JWT_SECRET (JWT_SECRET wins)', async (t) => {
+  t.equal(loadConfig({ BETTER_AUTH_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
+  t.equal(loadConfig({ BETTER_AUTH_SECRET: 'b'.repeat(40), JWT_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
+})
+
+t.test('BETTER_AUTH_URL derives the JWKS URL, issuer and audience (each overridable)', async (t) => {
+  const c = loadConfig({ BETTER_AUTH_URL: 'https://auth.example.com/' })
+  t.equal(c.jwt.jwks?.url, 'https://auth.example.com/api/auth/jwks')
+  t.equal(c.jwt.issuer, 'https://auth.example.com')
+  t.same(c.jwt.audience, ['https://auth.example.com'])
+  t.same(c.jwt.asymmetricAlgorithms, ['EdDSA', 'ES256', 'RS256', 'PS256'])
+  t.same(c.jwt.hmacAlgorithms, [])
+  t.same(c.jwt.jwks, { url: 'https://auth.example.com/api/auth/jwks', refreshMs: 300_000, cooldownMs: 2_000, staleMaxMs: 3_600_000, timeoutMs: 3_000 })
+  const o = loadConfig({ BETTER_AUTH_URL: 'https://auth.example.com', JWKS_URL: 'http://127.0.0.1:9/keys', JWT_ISSUER: 'iss-x', JWT_AUDIENCE: 'a, b' })
+  t.equal(o.jwt.jwks?.url, 'http://127.0.0.1:9/keys')
+  t.equal(o.jwt.issuer, 'iss-x')
+  t.same(o.jwt.audience, ['a', 'b'])
+})
+
+t.test('every setting is read', async (t) => {
+  const c = loadConfig({
+    PORT: '9000', HOST: '0.0.0.0', TASK_SERVICE_URL: 'http://tasks:3001/', JWT_SECRET: SECRET, JWKS_URL: 'https://idp.example/jwks',
+    JWT_ALGORITHMS: 'HS256,HS512,EdDSA', JWT_CLOCK_TOLERANCE: '0', CORS_ORIGINS: 'http://localhost:3000, https://app.example.com',
+    UPSTREAM_TIMEOUT_MS: '2500', FORWARD_AUTHORIZATION: 'true', LOG_LEVEL: 'warn', JWKS_REFRESH_MS: '60000',
+    JWKS_COOLDOWN_MS: '500', JWKS_STALE_MAX_MS: '7200000', JWKS_TIMEOUT_MS: '1000', JWT_CACHE_MAX_ENTRIES: '50', UPSTREAM_CONNECTIONS: '16'
+  })
+  t.equal(c.port, 9000)
+  t.equal(c.host, '0.0.0.0')
+  t.equal(c.taskServiceUrl, 'http://tasks:3001')
+  t.same(c.jwt.hmacAlgorithms, ['HS256', 'HS512'])
+  t.same(c.jwt.asymmetricAlgorithms, ['EdDSA'])
+  t.equal(c.jwt.clockToleranceSec, 0)
+  t.same(c.corsOrigins, ['http://localhost:3000', 'https://app.example.com'])
+  t.equal(c.upstreamTimeoutMs, 2500)
+  t.equal(c.forwardAuthorization, true)
+  t.equal(c.logLevel, 'warn')
+  t.same(c.jwt.jwks, { url: 'https://idp.example/jwks', refreshMs: 60_000, cooldownMs: 500, staleMaxMs: 7_200_000, timeoutMs: 1_000 })
+  t.equal(c.verificationCacheMaxEntries, 50)
+  t.equal(c.upstreamConnections, 16)
+})
+
+const FAILS: Array<[string, Record<string, string>, RegExp]> = [
+  ['no secret and no JWKS', {}, /set JWT_SECRET .*JWKS_URL.*BETTER_AUTH_URL/],
+  ['secret shorter than 32 bytes', { JWT_SECRET: 'short' }, /JWT_SECRET is 5 bytes; .*at least 32 bytes/],
+  ['short BETTER_AUTH_SECRET', { BETTER_AUTH_SECRET: 'x'.repeat(31) }, /BETTER_AUTH_SECRET is 31 bytes/],
+  ['bad PORT', { JWT_SECRET: SECRET, PORT: 'eighty' }, /PORT must be a whole number/],
+  ['bad TASK_SERVICE_URL', { JWT_SECRET: SECRET, TASK_SERVICE_URL: 'tasks:3001' }, /TASK_SERVICE_URL must/],
+  ['TASK_SERVICE_URL with a path', { JWT_SECRET: SECRET, TASK_SERVICE_URL: 'http://x:1/api' }, /TASK_SERVICE_URL must be an origin/],
+  ['bad JWKS_URL', { JWKS_URL: 'ftp://x/keys' }, /JWKS_URL must use http or https/],
+  ['alg none', { JWT_SECRET: SECRET, JWT_ALGORITHMS: 'none' }, /JWT_ALGORITHMS contains "none"; allowed values/],
+  ['HS alg without a secret', { JWKS_URL: 'https://x/jwks', JWT_ALGORITHMS: 'HS256' }, /lists HS256 but neither JWT_SECRET/],
+  ['asymmetric alg without JWKS', { JWT_SECRET: SECRET, JWT_ALGORITHMS: 'EdDSA' }, /lists EdDSA but neither JWKS_URL/],
+  ['CORS wildcard', { JWT_SECRET: SECRET, CORS_ORIGINS: '*' }, /CORS_ORIGINS cannot be "\*"/],
+  ['CORS origin with a path', { JWT_SECRET: SECRET, CORS_ORIGINS: 'https://a.example/app' }, /bare origins/],
+  ['bad FORWARD_AUTHORIZATION', { JWT_SECRET: SECRET, FORWARD_AUTHORIZATION: 'maybe' }, /FORWARD_AUTHORIZATION must be "true" or "false"/],
+  ['bad LOG_LEVEL', { JWT_SECRET: SECRET, LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+  ['bad UPSTREAM_TIMEOUT_MS', { JWT_SECRET: SECRET, UPSTREAM_TIMEOUT_MS: '0' }, /UPSTREAM_TIMEOUT_MS must be a whole number between 1/],
+  ['bad JWT_CLOCK_TOLERANCE', { JWT_SECRET: SECRET, JWT_CLOCK_TOLERANCE: '-1' }, /JWT_CLOCK_TOLERANCE/]
+]
+for (const [name, env, message] of FAILS) {
+  t.test(`fails closed: ${name}`, async (t) => {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message })
+  })
+}
+
+const serverPath = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+const tsxLoader = import.meta.resolve('tsx')
+
+function runServer (env: Record<string, string>, cwd: string): ReturnType<typeof spawn> {
+  return spawn(process.execPath, ['--import', tsxLoader, serverPath], { env: { PATH: process.env.PATH ?? '', ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+t.test('bad config: one clear stderr line, exit 1, never listening — and a stray .env is not read', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-env-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  writeFileSync(join(dir, '.env'), `JWT_SECRET=${SECRET}\n`)
+  const child = runServer({ PORT: '0' }, dir)
+  let stderr = ''
+  let stdout = ''
+  child.stderr?.on('data', (c: Buffer) => { stderr += c.toString() })
+  child.stdout?.on('data', (c: Buffer) => { stdout += c.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  t.equal(code, 1)
+  const lines = stderr.split('\n').filter((l) => l.trim() !== '' && !l.includes('ExperimentalWarning') && !l.includes('--trace-warnings'))
+  t.equal(lines.length, 1, 'exactly one line')
+  t.match(lines[0], /^gateway: invalid configuration: .*JWT_SECRET/)
+  t.notMatch(stdout, /listening/i)
+})
+
+t.test('good config: listens, serves /healthz, exits 0 on SIGTERM', async (t) => {
+  const up = await startUpstream()
+  t.teardown(() => up.close())
+  const child = runServer({ PORT: '0', JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info' }, process.cwd())
+  let stdout = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout?.on('data', (c: Buffer) => {
+      stdout += c.toString()
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)
+      if (m !== null) resolve(m[1] as string)
+    })
+    child.on('exit', (code) => { reject(new Error(`exited ${String(code)}`)) })
+  })
+  const res = await request(url + '/healthz')
+  t.equal(res.statusCode, 200)
+  await res.body.dump()
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+  child.kill('SIGTERM')
+  t.equal(await exited, 0)
+  t.notMatch(stdout, new RegExp(SECRET), 'the secret is never logged')
+})
