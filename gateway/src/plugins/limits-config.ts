@@ -78,8 +78,8 @@ export const LIMIT_DEFAULTS = {
   rateLimitUserMax: 2_000,
   /** 5,000 per 10 s: 500 requests/s sustained per client IP (a NAT may hold many users). */
   rateLimitIpMax: 5_000,
-  maxEventLoopDelayMs: 1_000,
-  maxEventLoopUtilization: 0.98,
+  maxEventLoopDelayMs: 200,
+  maxEventLoopUtilization: 0,
   sampleIntervalMs: 1_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
