@@ -28,6 +28,8 @@ declare module 'fastify' {
 export interface BuildAppOptions {
   /** Fastify logger option (default: pino at config.logLevel, with redaction). */
   logger?: FastifyServerOptions['logger']
+  /** Destination for the default pino logger (default: stdout). Lets tests read the real log lines. */
+  logStream?: { write: (line: string) => void }
   /** Wait for the first JWKS load before resolving (default true; bounded by JWKS_TIMEOUT_MS). */
   awaitKeys?: boolean
 }
@@ -68,7 +70,8 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     redact: {
       paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'],
       censor: '[redacted]'
-    }
+    },
+    ...(options.logStream !== undefined ? { stream: options.logStream } : {})
   }
 
   const limits = config.limits ?? loadLimitsConfig({})
