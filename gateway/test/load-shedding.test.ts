@@ -1,0 +1,68 @@
+// Load shedding: while the event loop is stalled the gateway answers 503 JSON `overloaded` with Retry-After
+// at once — before authentication, nothing forwarded — keeps /healthz alive, and serves again by itself.
+import t from 'tap'
+import { loadConfig } from '../src/config.js'
+import { startUpstream, type StubUpstream } from './helpers/upstream.js'
+import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
+import { SECRET, signHs } from './helpers/keys.js'
+
+let up: StubUpstream
+let gw: RunningGateway
+let token: string
+
+t.before(async () => {
+  up = await startUpstream()
+  gw = await startGateway({
+    TASK_SERVICE_URL: up.url,
+    LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '50',
+    LOAD_SHED_SAMPLE_INTERVAL_MS: '100'
+  }, { listen: false })
+  token = await signHs({ sub: 'user-1' })
+})
+t.teardown(async () => {
+  await gw.close()
+  await up.close()
+})
+
+/** Blocks the event loop (a stall: a synchronous CPU burst). */
+function stall (ms: number): void {
+  const end = Date.now() + ms
+  while (Date.now() < end) { /* busy */ }
+}
+
+/** Lets the overdue sampling timer run (it was scheduled before this one). */
+const nextTimer = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 1)) }
+
+t.test('a stalled event loop → 503 overloaded with Retry-After, nothing forwarded; /healthz still 200', async (t) => {
+  await eventually(async () => (await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode === 200, 10_000)
+  up.received.length = 0
+  stall(1_500)
+  await nextTimer()
+  const shed = await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })
+  const noToken = await gw.app.inject({ url: '/api/tasks' })
+  const health = await gw.app.inject({ url: '/healthz' })
+  t.equal(shed.statusCode, 503)
+  t.equal(shed.json().error.code, 'overloaded')
+  t.equal(shed.headers['retry-after'], '1')
+  t.equal(shed.headers['cache-control'], 'no-store')
+  t.equal(noToken.statusCode, 503, 'shed before authentication (no work spent on tokens)')
+  t.equal(health.statusCode, 200, 'liveness is not shed')
+  t.equal(up.tasks().length, 0, 'nothing was forwarded')
+})
+
+t.test('recovers by itself once the loop is healthy again', async (t) => {
+  stall(1_500)
+  await nextTimer()
+  t.equal((await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode, 503)
+  await eventually(async () => (await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode === 200, 10_000)
+  t.pass('served again without a restart')
+})
+
+t.test('defaults: shed on a mean event-loop delay over 200 ms; settings validated', async (t) => {
+  const d = loadConfig({ JWT_SECRET: SECRET }).limits?.loadShedding
+  t.equal(d?.maxEventLoopDelayMs, 200)
+  t.equal(d?.sampleIntervalMs, 1000)
+  t.equal(loadConfig({ JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '0.98' }).limits?.loadShedding.maxEventLoopUtilization, 0.98)
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '1.5' }), /LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION/)
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: 'soon' }), /LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS/)
+})

@@ -1,0 +1,134 @@
+// Rate limiting: per user (`sub`) after authentication, per client IP before it; 429 JSON with Retry-After;
+// nothing forwarded over a limit; generous defaults; shared across two gateways through Redis.
+import t from 'tap'
+import { request } from 'undici'
+import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { loadConfig } from '../src/config.js'
+import { startUpstream, type StubUpstream } from './helpers/upstream.js'
+import { bearer, eventually, startGateway } from './helpers/gateway.js'
+import { SECRET, signHs } from './helpers/keys.js'
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+let up: StubUpstream
+t.before(async () => { up = await startUpstream() })
+t.teardown(async () => { await up.close() })
+t.beforeEach(() => { up.received.length = 0 })
+
+async function get (url: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: Record<string, unknown>, json: { error?: { code?: string, message?: string } } }> {
+  const res = await request(url, { headers })
+  const text = await res.body.text()
+  let json = {}
+  try { json = JSON.parse(text) } catch { /* not JSON */ }
+  return { status: res.statusCode, headers: res.headers, json }
+}
+
+async function redisAnswers (): Promise<boolean> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+  r.on('error', () => {})
+  try {
+    await r.connect()
+    return (await r.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    r.disconnect()
+  }
+}
+
+t.test('defaults are generous: at least 100 requests/s per user and per IP, and 200 quick requests of one user all pass', async (t) => {
+  const c = loadConfig({ JWT_SECRET: SECRET })
+  const rl = c.limits?.rateLimit
+  t.ok(rl !== undefined)
+  t.ok((rl?.userMax ?? 0) / ((rl?.windowMs ?? 1) / 1000) >= 100, `per user: ${rl?.userMax} per ${rl?.windowMs} ms`)
+  t.ok((rl?.ipMax ?? 0) / ((rl?.windowMs ?? 1) / 1000) >= 100, `per IP: ${rl?.ipMax} per ${rl?.windowMs} ms`)
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url })
+  t.teardown(() => gw.close())
+  const token = await signHs({ sub: 'busy-frontend' })
+  const statuses = await Promise.all(Array.from({ length: 200 }, async () => (await get(gw.url + '/api/tasks', bearer(token))).status))
+  t.same([...new Set(statuses)], [200], 'all 200 answered 200')
+  t.equal(up.tasks().length, 200)
+})
+
+t.test('per user: over the limit → 429 JSON rate_limited with Retry-After, nothing forwarded; other users unaffected', async (t) => {
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_USER_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => gw.close())
+  const alice = await signHs({ sub: 'alice' })
+  const bob = await signHs({ sub: 'bob' })
+  for (let i = 0; i < 5; i++) t.equal((await get(gw.url + '/api/tasks', bearer(alice))).status, 200, `request ${i + 1} of 5`)
+  const over = await get(gw.url + '/api/tasks', bearer(alice))
+  t.equal(over.status, 429)
+  t.equal(over.json.error?.code, 'rate_limited')
+  t.match(over.headers['retry-after'], /^\d+$/)
+  t.ok(Number(over.headers['retry-after']) >= 1 && Number(over.headers['retry-after']) <= 60, `Retry-After ${String(over.headers['retry-after'])} s`)
+  t.equal(over.headers['cache-control'], 'no-store')
+  t.equal(up.tasks().length, 5, 'the 6th request was not forwarded')
+  t.equal((await get(gw.url + '/api/tasks', bearer(bob))).status, 200, 'bob has his own budget')
+  t.equal((await get(gw.url + '/api/alice/tasks', bearer(alice))).status, 429, 'the compat route shares the same per-user budget')
+})
+
+t.test('per user: the budget comes back after the window', async (t) => {
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_USER_MAX: '2', RATE_LIMIT_WINDOW_MS: '500' })
+  t.teardown(() => gw.close())
+  const token = await signHs({ sub: 'carol' })
+  await get(gw.url + '/api/tasks', bearer(token))
+  await get(gw.url + '/api/tasks', bearer(token))
+  t.equal((await get(gw.url + '/api/tasks', bearer(token))).status, 429)
+  await eventually(async () => (await get(gw.url + '/api/tasks', bearer(token))).status === 200, 10_000)
+  t.pass('served again after the window, without a restart')
+})
+
+t.test('per IP, before authentication: a flood of bad tokens is cut off with 429; health probes are not limited', async (t) => {
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => gw.close())
+  const statuses: number[] = []
+  for (let i = 0; i < 5; i++) statuses.push((await get(gw.url + '/api/tasks', { authorization: 'Bearer not.a.token' })).status)
+  t.same(statuses, [401, 401, 401, 429, 429], 'counted before the token is even looked at')
+  const good = await signHs({ sub: 'dave' })
+  t.equal((await get(gw.url + '/api/tasks', bearer(good))).status, 429, 'a valid token from the same IP is limited too')
+  t.equal((await get(gw.url + '/healthz')).status, 200)
+  t.equal((await get(gw.url + '/readyz')).status, 200)
+  t.equal(up.tasks().length, 0, 'nothing was forwarded')
+})
+
+t.test('a limit of 0 turns that limit off', async (t) => {
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
+  t.teardown(() => gw.close())
+  const token = await signHs({ sub: 'erin' })
+  const res = await get(gw.url + '/api/tasks', bearer(token))
+  t.equal(res.status, 200)
+  t.notOk('ratelimit-limit' in res.headers)
+})
+
+t.test('invalid settings refuse to start', async (t) => {
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, RATE_LIMIT_USER_MAX: 'lots' }), /RATE_LIMIT_USER_MAX/)
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, RATE_LIMIT_WINDOW_MS: '-1' }), /RATE_LIMIT_WINDOW_MS/)
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, REDIS_URL: 'http://127.0.0.1:6379' }), /REDIS_URL/)
+})
+
+t.test('Redis unreachable: requests are let through (fail open), never a 5xx or a hung request', async (t) => {
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_USER_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => gw.close())
+  const token = await signHs({ sub: 'frank' })
+  const statuses = await Promise.all(Array.from({ length: 5 }, async () => (await get(gw.url + '/api/tasks', bearer(token))).status))
+  t.same(statuses, [200, 200, 200, 200, 200])
+})
+
+t.test('two gateways sharing one Redis enforce one limit', async (t) => {
+  if (!(await redisAnswers())) {
+    t.skip(`Redis does not answer at ${REDIS_URL}`)
+    return
+  }
+  const env = { TASK_SERVICE_URL: up.url, REDIS_URL, RATE_LIMIT_USER_MAX: '6', RATE_LIMIT_IP_MAX: '1000', RATE_LIMIT_WINDOW_MS: '60000' }
+  const a = await startGateway(env)
+  const b = await startGateway(env)
+  t.teardown(async () => { await a.close(); await b.close() })
+  const token = await signHs({ sub: `shared-${randomBytes(6).toString('hex')}` })
+  const statuses: number[] = []
+  for (let i = 0; i < 6; i++) statuses.push((await get((i % 2 === 0 ? a : b).url + '/api/tasks', bearer(token))).status)
+  t.same(statuses, [200, 200, 200, 200, 200, 200], 'six requests spread over both gateways pass')
+  t.equal((await get(a.url + '/api/tasks', bearer(token))).status, 429, 'the 7th is refused by gateway A')
+  t.equal((await get(b.url + '/api/tasks', bearer(token))).status, 429, 'and by gateway B')
+  t.equal(up.tasks().length, 6)
+})
