@@ -140,8 +140,8 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     maxAge: 600
   })
 
-  // ---- response headers on every response ---------------------------------------------------------
-  app.addHook('onSend', async (request, reply, payload) => {
+  // ---- response headers on every response (callback-style hooks: no promise per request) ----------
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id)
     reply.header('x-content-type-options', 'nosniff')
     reply.header('x-frame-options', 'DENY')
@@ -149,18 +149,19 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     reply.header('cache-control', 'no-store')
     reply.removeHeader('server')
     reply.removeHeader('x-powered-by')
-    return payload
+    done(null, payload)
   })
 
-  app.addHook('onResponse', async (request, reply) => {
+  // One line per request; request.log carries reqId, and userId once authenticated (child logger).
+  app.addHook('onResponse', (request, reply, done) => {
     const q = request.url.indexOf('?')
     request.log.info({
-      userId: request.identity?.sub,
       method: request.method,
       path: q === -1 ? request.url : request.url.slice(0, q),
       statusCode: reply.statusCode,
       responseTimeMs: Math.round(reply.elapsedTime * 100) / 100
     }, 'request completed')
+    done()
   })
 
   // Errors the gateway itself raises (e.g. a malformed URL): JSON, no internals.
