@@ -5,13 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseBenchArgs } from './lib/args.js'
-import { pinSelfToLoadCore, stopAll } from './lib/processes.js'
+import { prepareLoadGenerator, stopAll } from './lib/processes.js'
 import { runProxyBench } from './proxy-bench.js'
 import { runE2eBench } from './e2e-bench.js'
 
 async function main(): Promise<number> {
   const options = parseBenchArgs(process.argv.slice(2))
-  pinSelfToLoadCore()
+  prepareLoadGenerator()
   const workDir = mkdtempSync(join(tmpdir(), 'bench-'))
   const interrupt = (): void => {
     void stopAll().finally(() => process.exit(130))

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { hasTaskset } from './processes.js'
+import { BENCH_NICENESS, canRaisePriority, hasTaskset } from './processes.js'
 
 export interface MachineInfo {
   cpus: number
@@ -29,6 +29,8 @@ export function describeMachine(): MachineInfo {
     node: process.version,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     commit,
-    pinning: hasTaskset ? 'taskset: proxy on core 1; load generator and upstream on core 0' : 'no taskset: processes not pinned'
+    pinning:
+      (hasTaskset ? 'taskset: proxy on core 1, load generator and upstream on core 0' : 'no taskset: processes not pinned') +
+      (canRaisePriority ? `; all at nice ${BENCH_NICENESS}` : '; normal priority')
   }
 }
