@@ -117,8 +117,9 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     undici: pool as never,
     disableRequestLogging: true
   })
+  // Graceful: requests already sent to the task service finish (server.ts bounds shutdown time).
   app.addHook('onClose', async () => {
-    await pool.destroy()
+    await pool.close()
   })
 
   function onError (reply: FastifyReply, { error }: { error: Error & { code?: string, statusCode?: number, cause?: unknown } }): void {
