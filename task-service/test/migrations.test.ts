@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadMigrations, runMigrations } from '../src/migrate.js'
-import { BACKEND, createTask, openTestDatabase, testConfig, uniqueSchemaName, createSchema, dropSchema, TEST_DATABASE_URL, type TaskJson } from './helpers.js'
+import { BACKEND, createTask, openTestDatabase, testConfig, type TaskJson } from './helpers.js'
 
 async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'task-service-test-'))
@@ -87,15 +87,4 @@ t.test('PGlite on disk: data survives a restart, and the restart migrates nothin
   const list = res.json<TaskJson[]>()
   t.equal(list.length, 1)
   t.match(list[0], { id: task.id, title: 'survive me', description: 'ü 👍', completed: true })
-})
-
-t.test('with TEST_DATABASE_URL, a schema is private to its test', { skip: BACKEND !== 'postgres' && 'PostgreSQL only' }, async (t) => {
-  const schema = uniqueSchemaName()
-  await createSchema(schema)
-  t.teardown(() => dropSchema(schema))
-  const db = await openTestDatabase(t, { schema })
-  await runMigrations(db)
-  const { rows } = await db.query<{ schema: string }>('SELECT current_schema() AS schema')
-  t.equal(rows[0]?.schema, schema)
-  t.ok(TEST_DATABASE_URL)
 })

@@ -1,0 +1,130 @@
+// The real entry point as a child process: bad config or an unreachable database → one line on stderr and exit 1;
+// SIGTERM → in-flight requests finish, then a clean exit 0.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchemaName } from './helpers.js'
+
+const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+
+interface Run {
+  child: ChildProcess
+  stdout: () => string
+  stderr: () => string
+  exited: Promise<number | null>
+}
+
+function start(env: Record<string, string>): Run {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'LOG_LEVEL'].includes(k))
+  )
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER], {
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, stdout: () => out, stderr: () => err, exited }
+}
+
+/** stderr without Node's own deprecation/experimental warnings. */
+const ownLines = (stderr: string): string[] =>
+  stderr.split('\n').filter((l) => l !== '' && !/Warning|--trace-warnings|nodedir/.test(l))
+
+async function failsWith(t: Test, env: Record<string, string>, pattern: RegExp): Promise<string> {
+  const run = start(env)
+  const code = await run.exited
+  t.equal(code, 1, 'exit code 1')
+  const lines = ownLines(run.stderr())
+  t.equal(lines.length, 1, `one line on stderr: ${JSON.stringify(lines)}`)
+  t.match(lines[0], pattern)
+  t.notMatch(run.stdout(), /listening/i, 'never listened')
+  return lines[0] ?? ''
+}
+
+// Each spawn costs a Node start plus TypeScript loading, so: one bad-config case here (the others are unit tests of
+// loadConfig in config.test.ts) and one unreachable database, run side by side.
+t.test('invalid configuration, or an unreachable DATABASE_URL → one clear line, exit 1', async (t) => {
+  const [, line] = await Promise.all([
+    failsWith(t, { PORT: 'eighty' }, /^task-service: invalid configuration: PORT must be an integer/),
+    failsWith(
+      t,
+      { DATABASE_URL: 'postgres://app:hunter2@127.0.0.1:1/tasks', PORT: '0' },
+      /^task-service: cannot use PostgreSQL at postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/tasks \(DATABASE_URL\): .*ECONNREFUSED/
+    )
+  ])
+  t.notMatch(line, /hunter2/, 'the password is not printed')
+})
+
+function post(port: number, body: string): { req: http.ClientRequest; response: Promise<{ status: number; body: string }> } {
+  const req = http.request({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path: '/tasks',
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-user-id': 'graceful' }
+  })
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let data = ''
+      res.on('data', (d: Buffer) => (data += d.toString()))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
+    })
+    req.on('error', reject)
+  })
+  return { req, response }
+}
+
+t.test('SIGTERM: the in-flight request completes, then the process exits 0', async (t) => {
+  const env: Record<string, string> = { PORT: '0', LOG_LEVEL: 'info' }
+  if (TEST_DATABASE_URL) {
+    const schema = uniqueSchemaName()
+    await createSchema(schema)
+    t.teardown(() => dropSchema(schema))
+    const url = new URL(TEST_DATABASE_URL)
+    url.searchParams.set('options', `-c search_path=${schema}`)
+    env.DATABASE_URL = url.toString()
+  } else {
+    const dir = await mkdtemp(join(tmpdir(), 'task-service-server-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    env.DATA_DIR = dir
+  }
+  const run = start(env)
+  t.teardown(() => {
+    if (run.child.exitCode === null) run.child.kill('SIGKILL')
+  })
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(run.stdout())
+      if (m) {
+        clearInterval(timer)
+        resolve(Number(m[1]))
+      }
+    }, 50)
+    void run.exited.then((code) => {
+      clearInterval(timer)
+      reject(new Error(`server exited early (${code}): ${run.stderr()}`))
+    })
+  })
+  const body = JSON.stringify({ title: 'in flight when SIGTERM arrived' })
+  const { req, response } = post(port, body)
+  // Send half of the body, so the request is in flight, then SIGTERM, then the rest.
+  req.write(body.slice(0, 10))
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  run.child.kill('SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  req.end(body.slice(10))
+  const res = await response
+  t.equal(res.status, 201, 'the in-flight request was served')
+  t.match(JSON.parse(res.body), { title: 'in flight when SIGTERM arrived', user_id: 'graceful' })
+  t.equal(await run.exited, 0, 'clean exit')
+  t.match(run.stdout(), /shutting down/)
+  t.equal(ownLines(run.stderr()).length, 0, 'nothing on stderr')
+})
