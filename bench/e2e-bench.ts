@@ -134,6 +134,9 @@ async function runOperations(baseUrl: string, tokens: string[], count: number, c
   const ids: string[] = new Array<string>(count)
   const measured: [string, LoadResult][] = []
 
+  // Warm-up, not reported: JIT, the gateway's and the task service's connection pools, the database cache.
+  await runWorkers({ baseUrl, concurrency, total: Math.max(100, count / 4), expectedStatus: 200, plan: (i) => ({ method: 'GET', path: '/api/tasks', headers: auth(i) }) })
+
   measured.push([
     'create (POST /api/tasks)',
     await runWorkers({

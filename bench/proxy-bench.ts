@@ -235,7 +235,8 @@ export async function runProxyBench(options: BenchOptions, workDir: string): Pro
       samples.get(scenario.id)!.push(sample)
       console.log(
         `round ${round + 1}/${options.rounds} ${scenario.label}: ${formatNumber(sample.load.requestsPerSecond)} req/s, ` +
-          `p99 ${sample.load.p99Ms.toFixed(2)} ms, ${sample.cpuMicrosPerRequest.toFixed(1)} µs CPU/req, errors ${sample.load.errors}`
+          `p99 ${sample.load.p99Ms.toFixed(2)} ms, ${sample.cpuMicrosPerRequest.toFixed(1)} µs CPU/req, errors ${sample.load.errors}` +
+          (sample.load.errors > 0 ? ` (statuses ${JSON.stringify(sample.load.statusCounts)})` : '')
       )
     }
   }

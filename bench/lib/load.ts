@@ -15,6 +15,8 @@ export interface LoadResult {
   p99Ms: number
   /** Connection errors + timeouts + non-2xx responses: a proxy that answers 401 fast is not fast. */
   errors: number
+  /** Responses per status code, to tell 401s from 429s or 502s when errors is not 0. */
+  statusCounts?: Record<string, number>
 }
 
 export interface ClosedLoopOptions {
@@ -59,7 +61,8 @@ export function runClosedLoop(options: ClosedLoopOptions): Promise<LoadResult> {
           requestsPerSecond: requests / seconds,
           p50Ms: p50,
           p99Ms: p99,
-          errors: result.errors + result.timeouts + result.non2xx
+          errors: result.errors + result.timeouts + result.non2xx,
+          statusCounts: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([status, { count }]) => [status, count]))
         })
       }
     )

@@ -31,6 +31,7 @@ declare module 'autocannon' {
     errors: number
     timeouts: number
     non2xx: number
+    statusCodeStats?: Record<string, { count: number }>
     duration: number
     start: Date
     finish: Date
