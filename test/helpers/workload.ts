@@ -32,6 +32,8 @@ export interface WorkloadOptions {
   requestTimeoutMs?: number
   label?: string
   connections?: number
+  /** Token for a user (default: an HS256 token signed with `secret`). */
+  mintToken?: (sub: string) => Promise<string>
 }
 
 export interface WorkloadResult {
@@ -49,6 +51,8 @@ export interface WorkloadResult {
   errorSamples: string[]
   /** Filled by verify(). */
   lostWrites: number
+  /** Rows whose title and description were never sent together (a torn write). */
+  partialWrites: number
   phantoms: number
   mismatches: number
   tasksChecked: number
@@ -72,14 +76,14 @@ export function summary (r: WorkloadResult): string {
   const s = [...r.latenciesMs].sort((a, b) => a - b)
   return `requests=${r.requests} errors=${r.errors} 5xx=${r.serverErrors} tolerated=${r.tolerated} hung=${r.hung} ` +
     `p50=${percentile(s, 50).toFixed(1)}ms p99=${percentile(s, 99).toFixed(1)}ms ` +
-    `lostWrites=${r.lostWrites} phantoms=${r.phantoms} mismatches=${r.mismatches} crossUserLeaks=${r.leaks} ` +
+    `lostWrites=${r.lostWrites} partialWrites=${r.partialWrites} phantoms=${r.phantoms} mismatches=${r.mismatches} crossUserLeaks=${r.leaks} ` +
     `crossUserProbes=${r.crossUserProbes} tasksChecked=${r.tasksChecked}`
 }
 
 export class Workload {
   readonly result: WorkloadResult = {
     requests: 0, errors: 0, serverErrors: 0, tolerated: 0, status: {}, hung: 0, leaks: 0, crossUserProbes: 0,
-    latenciesMs: [], errorSamples: [], lostWrites: 0, phantoms: 0, mismatches: 0, tasksChecked: 0
+    latenciesMs: [], errorSamples: [], lostWrites: 0, partialWrites: 0, phantoms: 0, mismatches: 0, tasksChecked: 0
   }
 
   readonly users: UserState[] = []
@@ -98,7 +102,8 @@ export class Workload {
     for (let i = 0; i < this.opts.users; i++) {
       // Some users get characters that need percent-encoding in the /api/{user_id}/tasks form.
       const id = i % 5 === 4 ? `user ${run} ${i}@example.com` : `user-${run}-${i}`
-      this.users.push({ id, token: await mintDevToken({ secret: this.opts.secret, subject: id, ttlSeconds: 3_600 }), tasks: new Map(), uncertain: new Set(), seq: 0 })
+      const token = this.opts.mintToken !== undefined ? await this.opts.mintToken(id) : await mintDevToken({ secret: this.opts.secret, subject: id, ttlSeconds: 3_600 })
+      this.users.push({ id, token, tasks: new Map(), uncertain: new Set(), seq: 0 })
     }
   }
 
@@ -256,7 +261,8 @@ export class Workload {
     }
     if (r < 0.7) {
       const title = `${u.id} put ${u.seq++}`
-      const res = await this.call(u, 'PUT', `${this.prefix(u)}/${existing.id}`, { title, description: 'replaced', completed: existing.completed })
+      // The description names the title: a row holding one without the other would be a partial write.
+      const res = await this.call(u, 'PUT', `${this.prefix(u)}/${existing.id}`, { title, description: 'for ' + title, completed: existing.completed })
       if (this.gone(u, existing.id, res.status)) return
       if (this.expect(u, res, 200, 'replace')) this.settle(u, res.json as Task)
       else u.uncertain.add(existing.id)
@@ -346,6 +352,13 @@ export class Workload {
         path = next === undefined ? undefined : next.startsWith('http') ? new URL(next).pathname + new URL(next).search : next
       }
       if (!complete) continue
+      for (const got of server.values()) {
+        const whole = got.description === null || /^d\d+$/.test(got.description) || got.description === 'for ' + got.title
+        if (!whole) {
+          this.result.partialWrites++
+          this.noteError(`PARTIAL: ${u.id} task ${got.id}: ${JSON.stringify(got)}`, false)
+        }
+      }
       for (const [id, want] of u.tasks) {
         this.result.tasksChecked++
         const got = server.get(id)
