@@ -244,6 +244,11 @@ t.test('bad sub: control characters (C0, DEL, C1) → 401 invalid_subject', asyn
     await rejects(t, jw, await signWith(ed, { sub }), 'invalid_subject')
   }
 })
+t.test('bad sub: leading or trailing whitespace (header parsing would trim it into another user) → 401 invalid_subject', async (t) => {
+  for (const sub of [' user-1', 'user-1 ', '\u00a0user-1', 'user-1\u3000', ' ']) {
+    await rejects(t, jw, await signWith(ed, { sub }), 'invalid_subject')
+  }
+})
 t.test('good sub edge cases: 255 characters and non-ASCII are accepted', async (t) => {
   t.equal((await get(jw, bearer(await signWith(ed, { sub: 'a'.repeat(255) })))).status, 200)
   t.equal((await get(jw, bearer(await signWith(ed, { sub: '😀'.repeat(255) })))).status, 200, '255 code points')

@@ -88,11 +88,16 @@ export function verifyAsymmetric (alg: string, key: KeyObject, data: Buffer, sig
   }
 }
 
-/** Validates `sub`: a non-empty string of at most 255 characters without control characters. */
+/**
+ * Validates `sub`: a non-empty string of at most 255 characters (code points) without control
+ * characters. Leading or trailing whitespace is refused too: HTTP header parsing trims it, so
+ * " alice" would reach the task service as "alice" — another user.
+ */
 export function validSubject (sub: unknown): sub is string {
   if (typeof sub !== 'string' || sub.length === 0) return false
   if (sub.length > 255 && [...sub].length > 255) return false
-  return !CONTROL.test(sub)
+  if (CONTROL.test(sub)) return false
+  return sub.trim() === sub
 }
 
 export interface Authenticator {
