@@ -123,7 +123,9 @@ export class PostgresDatabase extends PgQueryable implements Database {
       // Fail fast when the database is away, so a request gets its 503 quickly instead of hanging.
       connectionTimeoutMillis: 3000,
       idleTimeoutMillis: 30000,
-      query_timeout: 15000,
+      // Server-side limit first (a clean cancel, SQLSTATE 57014 → 503); the client-side one covers a silent network.
+      statement_timeout: 5000,
+      query_timeout: 8000,
       application_name: 'task-service'
     })
     // An idle client whose server went away emits 'error' on the pool; without a listener that would crash the

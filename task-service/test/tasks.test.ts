@@ -7,12 +7,18 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const ERROR_KEYS = ['code', 'error', 'message', 'statusCode']
 
-function assertError(t: Test, res: { statusCode: number; body: string; headers: Record<string, unknown> }, status: number, code: string): void {
-  t.equal(res.statusCode, status, `status ${status}`)
+function assertError(
+  t: Test,
+  res: { statusCode: number; body: string; headers: Record<string, unknown> },
+  status: number,
+  code: string,
+  what = ''
+): void {
+  t.equal(res.statusCode, status, `${what} status ${status}`.trim())
   t.match(String(res.headers['content-type']), /^application\/json/)
   const body = JSON.parse(res.body) as Record<string, unknown>
   t.equal(body.statusCode, status)
-  t.equal(body.code, code)
+  t.equal(body.code, code, `${what} code ${code}`.trim())
   t.type(body.error, 'string')
   t.type(body.message, 'string')
   for (const key of ERROR_KEYS) t.ok(key in body, `error body has ${key}`)
@@ -239,8 +245,7 @@ t.test('X-User-Id missing, empty, too long or with control characters → 401 on
   for (const [label, headers, code] of cases) {
     for (const [method, url] of routes) {
       const res = await app.inject({ method, url, headers, payload: method === 'POST' || method === 'PUT' ? { title: 'x' } : undefined })
-      assertError(t, res, 401, code)
-      t.ok(label, `${label}: ${method} ${url}`)
+      assertError(t, res, 401, code, `${label}: ${method} ${url}`)
     }
   }
   // Nothing was written or changed by any of those requests.
