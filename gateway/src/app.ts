@@ -17,6 +17,7 @@ import { loadLimitsConfig } from './plugins/limits-config.js'
 import { registerLoadShedding } from './plugins/load-shedding.js'
 import { registerRateLimit } from './plugins/rate-limit.js'
 import { registerSlowClientLimits } from './plugins/slow-clients.js'
+import { registerDrain } from './plugins/drain.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -129,6 +130,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   await registerLoadShedding(app, limits.loadShedding)
   registerSlowClientLimits(app, limits.server)
   await registerRateLimit(app, limits.rateLimit)
+  registerDrain(app)
 
   // ---- CORS (preflight answered here, never forwarded) --------------------------------------------
   await app.register(cors, {

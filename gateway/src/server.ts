@@ -3,6 +3,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig, type GatewayConfig } from './config.js'
+import { drainAndClose } from './plugins/drain.js'
 
 let config: GatewayConfig
 try {
@@ -14,10 +15,11 @@ try {
 
 const app = await buildApp(config)
 
-closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+const drainMs = config.limits?.server.shutdownDrainMs ?? 0
+closeWithGrace({ delay: drainMs + 10_000 }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-  else app.log.info({ signal }, 'shutting down')
-  await app.close()
+  else app.log.info({ signal, drainMs }, 'shutting down')
+  await drainAndClose(app, err !== undefined ? 0 : drainMs)
 })
 
 try {

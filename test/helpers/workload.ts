@@ -32,6 +32,8 @@ export interface WorkloadOptions {
   requestTimeoutMs?: number
   label?: string
   connections?: number
+  /** Sends one request (default: undici to the next target). A balancing, retrying client plugs in here. */
+  dispatch?: (method: string, path: string, headers: Record<string, string>, body: string | undefined) => Promise<{ statusCode: number, text: string }>
   /** Token for a user (default: an HS256 token signed with `secret`). */
   mintToken?: (sub: string) => Promise<string>
 }
@@ -130,19 +132,27 @@ export class Workload {
     const started = performance.now()
     this.result.requests++
     const timeout = this.opts.requestTimeoutMs ?? 15_000
+    const headers = { authorization: `Bearer ${u.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }
+    const payload = body !== undefined ? JSON.stringify(body) : undefined
     try {
-      const res = await request(this.target() + path, {
-        method: method as 'GET',
-        dispatcher: this.agent,
-        headers: { authorization: `Bearer ${u.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        signal: AbortSignal.timeout(timeout + 1_000)
-      })
-      const text = await res.body.text()
+      let st: number
+      let text: string
+      if (this.opts.dispatch !== undefined) {
+        ({ statusCode: st, text } = await this.opts.dispatch(method, path, headers, payload))
+      } else {
+        const res = await request(this.target() + path, {
+          method: method as 'GET',
+          dispatcher: this.agent,
+          headers,
+          body: payload,
+          headersTimeout: timeout,
+          bodyTimeout: timeout,
+          signal: AbortSignal.timeout(timeout + 1_000)
+        })
+        text = await res.body.text()
+        st = res.statusCode
+      }
       this.result.latenciesMs.push(performance.now() - started)
-      const st = res.statusCode
       this.result.status[st] = (this.result.status[st] ?? 0) + 1
       if (st >= 500) this.result.serverErrors++
       let json: unknown
@@ -311,8 +321,8 @@ export class Workload {
 
   async runUser (u: UserState): Promise<void> {
     const ops = this.opts.opsPerUser ?? Number.POSITIVE_INFINITY
-    const deadline = this.opts.deadline ?? Number.POSITIVE_INFINITY
-    for (let i = 0; i < ops && Date.now() < deadline; i++) await this.step(u)
+    // The deadline is read on every step: a test may bring it forward while the load runs.
+    for (let i = 0; i < ops && Date.now() < (this.opts.deadline ?? Number.POSITIVE_INFINITY); i++) await this.step(u)
   }
 
   async run (): Promise<WorkloadResult> {

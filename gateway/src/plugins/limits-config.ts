@@ -36,6 +36,8 @@ export interface ServerLimitSettings {
   maxConnections: number
   /** A request announcing a larger Content-Length is answered 413 before anything is forwarded. */
   maxBodyBytes: number
+  /** On SIGTERM/SIGINT: keep serving this long with /readyz 503 before closing (plugins/drain.ts). */
+  shutdownDrainMs: number
 }
 
 export interface LimitsConfig {
@@ -122,7 +124,8 @@ export function loadLimitsConfig (env: NodeJS.ProcessEnv): LimitsConfig {
       requestTimeoutMs,
       connectionsCheckingIntervalMs: Math.min(LIMIT_DEFAULTS.connectionsCheckingIntervalMs, headersTimeoutMs),
       maxConnections: int(env, 'SERVER_MAX_CONNECTIONS', LIMIT_DEFAULTS.maxConnections, 0, 1_000_000),
-      maxBodyBytes: int(env, 'MAX_BODY_BYTES', LIMIT_DEFAULTS.maxBodyBytes, 1, 1_073_741_824)
+      maxBodyBytes: int(env, 'MAX_BODY_BYTES', LIMIT_DEFAULTS.maxBodyBytes, 1, 1_073_741_824),
+      shutdownDrainMs: int(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 300_000)
     }
   }
 }

@@ -1,0 +1,43 @@
+// Graceful stop without dropped requests behind a load balancer (or a client that watches readiness).
+//
+// On SIGTERM/SIGINT the gateway first DRAINS for SHUTDOWN_DRAIN_MS (default 0 = skip): it keeps serving,
+// but /readyz answers 503 `draining` and every response carries `Connection: close`, so balancers take
+// it out of rotation and keep-alive clients reconnect elsewhere. Then it closes: the listener stops
+// accepting, in-flight requests finish and their connections close after the answer (a request arriving
+// on a still-open connection gets 503), and the process exits — at the latest SHUTDOWN_DRAIN_MS + 10 s
+// after the signal (server.ts). With SHUTDOWN_DRAIN_MS=0 the close starts at once.
+import type { FastifyInstance } from 'fastify'
+
+const draining = new WeakSet<FastifyInstance>()
+
+export function registerDrain (app: FastifyInstance): void {
+  // Every response sent once the stop has begun closes its connection — also those of requests that
+  // were already in flight — so no keep-alive connection outlives the close (app.close() would wait for
+  // it until the keep-alive timeout, past the grace period).
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (draining.has(app)) reply.header('connection', 'close')
+    return payload
+  })
+  app.addHook('onRequest', async (request, reply) => {
+    if (!draining.has(app)) return
+    const q = request.url.indexOf('?')
+    if (request.method === 'GET' && (q === -1 ? request.url : request.url.slice(0, q)) === '/readyz') {
+      await reply
+        .code(503)
+        .header('content-type', 'application/json; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(JSON.stringify({ status: 'draining', checks: { shutdown: 'draining' } }))
+    }
+  })
+}
+
+export function isDraining (app: FastifyInstance): boolean {
+  return draining.has(app)
+}
+
+/** Drains for `drainMs` (readiness 503, connections closed after each response), then closes the app. */
+export async function drainAndClose (app: FastifyInstance, drainMs: number): Promise<void> {
+  draining.add(app)
+  if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs))
+  await app.close()
+}

@@ -1,0 +1,63 @@
+// The gateway as its own process (gateway/src/server.ts through tsx), as production runs it: real signals,
+// real exit codes. Listens on 127.0.0.1 only.
+import { spawn, type ChildProcess } from 'node:child_process'
+import net from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+export async function freePort (): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+export interface GatewayProcess {
+  port: number
+  url: string
+  child: ChildProcess
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  output: () => string
+}
+
+/** Spawns a gateway and resolves once /healthz answers 200 (at most 60 s, else it is killed and this throws). */
+export async function spawnGateway (env: Record<string, string>, port?: number): Promise<GatewayProcess> {
+  const p = port ?? await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/server.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  child.stdout?.on('data', (c: Buffer) => { out += c.toString() })
+  child.stderr?.on('data', (c: Buffer) => { out += c.toString() })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal }))
+  })
+  let gone = false
+  void exited.then(() => { gone = true })
+  const url = `http://127.0.0.1:${p}`
+  const end = Date.now() + 60_000
+  while (Date.now() < end && !gone) {
+    try {
+      const res = await request(url + '/healthz', { reset: true, headersTimeout: 1_000, bodyTimeout: 1_000 })
+      await res.body.dump()
+      if (res.statusCode === 200) return { port: p, url, child, exited, output: () => out }
+    } catch { /* not listening yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  child.kill('SIGKILL')
+  throw new Error(`gateway did not start: ${out}`)
+}
+
+/** Resolves true when a new TCP connection to the port is refused. */
+export async function refused (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.on('connect', () => { s.destroy(); resolve(false) })
+    s.on('error', (err: NodeJS.ErrnoException) => { resolve(err.code === 'ECONNREFUSED') })
+  })
+}
