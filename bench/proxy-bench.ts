@@ -218,6 +218,14 @@ export async function runProxyBench(options: BenchOptions, workDir: string): Pro
   }
   for (const note of notes) console.log(`note: ${note}`)
 
+  if (options.profileOnly) {
+    if (!runnable.some((s) => s.id.startsWith('gateway'))) throw new Error('--profile-only: the gateway is not runnable (see the notes above)')
+    const profiles = await profileGateway(options, gatewayBase, pools, workDir)
+    await jwks.close()
+    console.log(`\n${renderProfiles(profiles).join('\n')}\n`)
+    return 0
+  }
+
   for (const scenario of runnable) {
     console.log(`warm-up: ${scenario.label}`)
     const tokens = scenario.fresh ? pools.freshFor(-1) : pools.repeatedFor(scenario.alg)
@@ -397,29 +405,7 @@ function renderReport(
     lines.push('')
     lines.push(markdownTable(['target', 'goal', 'measured', 'met'], targetRows))
   }
-  for (const profile of profiles) {
-    lines.push('')
-    lines.push(
-      `Gateway CPU profile, ${profile.label} (\`node --cpu-prof\` over the process's life, start-up included; ` +
-        `${formatNumber(profile.totalMs)} ms of samples; top self time):`
-    )
-    lines.push('')
-    lines.push(
-      markdownTable(
-        ['function', 'where', 'called from (native frames)', 'self ms', 'self %'],
-        profile.spots.map((spot) => [spot.name, spot.location, spot.via, formatNumber(spot.selfMs), formatNumber(spot.percent, 1)]),
-        [false, false, false, true, true]
-      )
-    )
-    lines.push('')
-    lines.push(
-      markdownTable(
-        ['self time by package (native time charged to its caller)', 'self ms', 'self %'],
-        profile.packages.map((share) => [share.name, formatNumber(share.selfMs), formatNumber(share.percent, 1)]),
-        [false, true, true]
-      )
-    )
-  }
+  lines.push(...renderProfiles(profiles))
   if (notes.length > 0) {
     lines.push('')
     for (const note of notes) lines.push(`- ${note}`)
@@ -461,4 +447,32 @@ function targetsTable(rows: Row[], fixedRows: FixedRateRow[], haproxyHs: Row | u
     table.push(['gateway peak RSS under load', `≤ ${TARGETS.peakRssMb} MB`, `${formatNumber(peakMb)} MB`, verdict(peakMb <= TARGETS.peakRssMb)])
   }
   return table
+}
+
+function renderProfiles(profiles: ProfileResult[]): string[] {
+  const lines: string[] = []
+  for (const profile of profiles) {
+    lines.push('')
+    lines.push(
+      `Gateway CPU profile, ${profile.label} (\`node --cpu-prof\` over the process's life, start-up included; ` +
+        `${formatNumber(profile.totalMs)} ms of samples; top self time):`
+    )
+    lines.push('')
+    lines.push(
+      markdownTable(
+        ['function', 'where', 'on behalf of (for native and node: frames)', 'self ms', 'self %'],
+        profile.spots.map((spot) => [spot.name, spot.location, spot.via, formatNumber(spot.selfMs), formatNumber(spot.percent, 1)]),
+        [false, false, false, true, true]
+      )
+    )
+    lines.push('')
+    lines.push(
+      markdownTable(
+        ['self time by package (native and node: time charged to the calling package)', 'self ms', 'self %'],
+        profile.packages.map((share) => [share.name, formatNumber(share.selfMs), formatNumber(share.percent, 1)]),
+        [false, true, true]
+      )
+    )
+  }
+  return lines
 }

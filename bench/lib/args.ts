@@ -14,6 +14,8 @@ export interface BenchOptions {
   fixedRatePerSecond: number
   fixedRateSeconds: number
   profile: boolean
+  /** Only the profiles: no measurement rounds, nothing written. */
+  profileOnly: boolean
   profileSeconds: number
   write: boolean
   logLevel: string
@@ -29,6 +31,7 @@ const usage = `npm run bench [-- options]
   --duration S         seconds per measurement (default 8)
   --connections N      concurrent connections (default 32)
   --profile            also profile the gateway under load (node --cpu-prof) and list its hot spots
+  --profile-only       only the gateway profiles (~1 minute), for working on its hot path
   --write / --no-write write docs/performance.md (default: yes for full runs, no for --quick)
   --log-level LEVEL    gateway LOG_LEVEL (default info, as in production)
   --gateway-entry FILE run this JS file as the gateway instead of gateway/dist/server.js`
@@ -43,6 +46,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       duration: { type: 'string' },
       connections: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      'profile-only': { type: 'boolean', default: false },
       write: { type: 'boolean' },
       'no-write': { type: 'boolean' },
       'log-level': { type: 'string', default: 'info' },
@@ -64,7 +68,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   }
   const rounds = positiveInt(values.rounds, quick ? 1 : 3, 'rounds')
   const durationSeconds = positiveInt(values.duration, quick ? 2 : 8, 'duration')
-  const write = values['no-write'] ? false : (values.write ?? !quick)
+  const profileOnly = values['profile-only'] ?? false
+  const write = profileOnly || values['no-write'] ? false : (values.write ?? !quick)
   return {
     mode: values.e2e ? 'e2e' : 'proxy',
     quick,
@@ -75,7 +80,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     freshTokenRequests: quick ? 3000 : 15_000,
     fixedRatePerSecond: 1000,
     fixedRateSeconds: quick ? 2 : 5,
-    profile: values.profile ?? false,
+    profile: (values.profile ?? false) || profileOnly,
+    profileOnly,
     profileSeconds: quick ? 3 : 8,
     write,
     logLevel: values['log-level'] ?? 'info',

@@ -27,7 +27,7 @@ export interface CpuProfile {
 export interface HotSpot {
   name: string
   location: string
-  /** For a frame without a script (native code, GC): the nearest caller that has one. */
+  /** For native code or Node's own modules: the nearest caller in a package or in the repository. */
   via: string
   selfMs: number
   percent: number
@@ -70,10 +70,13 @@ export function hotSpots(profile: CpuProfile, top = 15): { totalMs: number; spot
   const nodeById = new Map(profile.nodes.map((node) => [node.id, node]))
   const parentOf = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id)
-  const nearestScriptCaller = (id: number): CallFrame | undefined => {
+  // Native code and Node's own modules are rarely what one changes: charge them to the nearest caller in a
+  // package or in the repository (e.g. writeString ← fs.write ← sonic-boom, i.e. the logger).
+  const isApplicationCode = (frame: CallFrame | undefined): boolean => Boolean(frame?.url) && !frame!.url.startsWith('node:')
+  const nearestApplicationCaller = (id: number): CallFrame | undefined => {
     for (let current = parentOf.get(id); current !== undefined; current = parentOf.get(current)) {
       const frame = nodeById.get(current)?.callFrame
-      if (frame?.url) return frame
+      if (isApplicationCode(frame)) return frame
     }
     return undefined
   }
@@ -86,14 +89,13 @@ export function hotSpots(profile: CpuProfile, top = 15): { totalMs: number; spot
     const delta = profile.timeDeltas[index] ?? 0
     if (!frame || frame.functionName === '(idle)') return
     totalMicros += delta
-    const caller = frame.url ? undefined : nearestScriptCaller(nodeId)
+    const caller = isApplicationCode(frame) ? undefined : nearestApplicationCaller(nodeId)
     const via = caller ? `${caller.functionName || '(anonymous)'} ${shortLocation(caller)}` : ''
     const key = `${frame.functionName}|${frame.url}|${frame.lineNumber}|${via}`
     const entry = bySpot.get(key) ?? { frame, via, micros: 0 }
     entry.micros += delta
     bySpot.set(key, entry)
-    // Native time is charged to the package whose JavaScript called it: that is the code to change.
-    const owner = packageOf(frame.url ? frame : caller)
+    const owner = packageOf(caller ?? frame)
     byPackage.set(owner, (byPackage.get(owner) ?? 0) + delta)
   })
   const percent = (micros: number): number => (100 * micros) / Math.max(1, totalMicros)

@@ -21,7 +21,10 @@ export function describeMachine(): MachineInfo {
   } catch {
     // Not Linux: leave it unknown.
   }
-  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() || 'unknown'
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() || 'unknown'
+  // The services are built from the working tree, which may be ahead of HEAD while someone works on them.
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'gateway', 'task-service'], { encoding: 'utf8' }).stdout?.trim()
+  const commit = dirty ? `${head}, with uncommitted changes to the services` : head
   return {
     // Not availableParallelism(): the harness pins itself to one core, which would make it report 1.
     cpus: cpus().length,
