@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'node:http'
-import { setPriority } from 'node:os'
+import { getPriority, setPriority } from 'node:os'
 
 /** The core the proxy under test runs on, and the one shared by the load generator and the upstream. */
 export const PROXY_CORE = 1
@@ -45,8 +45,10 @@ export interface StartOptions {
 export function startProcess(options: StartOptions): Managed {
   // nice and taskset each exec the next command, so the pid we get is the pid of the process we measure,
   // and every thread it creates inherits both the priority and the core.
+  // `nice -n` is relative to the harness's own niceness, which prepareLoadGenerator() may already have set.
+  const niceAdjustment = BENCH_NICENESS - getPriority()
   const prefix = [
-    ...(canRaisePriority ? ['nice', '-n', String(BENCH_NICENESS)] : []),
+    ...(canRaisePriority && niceAdjustment !== 0 ? ['nice', '-n', String(niceAdjustment)] : []),
     ...(hasTaskset && options.core !== undefined ? ['taskset', '-c', String(options.core)] : [])
   ]
   const [command, args] = prefix.length > 0 ? [prefix[0]!, [...prefix.slice(1), options.command, ...options.args]] : [options.command, options.args]
