@@ -249,6 +249,13 @@ t.test('bad sub: leading or trailing whitespace (header parsing would trim it in
     await rejects(t, jw, await signWith(ed, { sub }), 'invalid_subject')
   }
 })
+t.test('bad sub: a lone UTF-16 surrogate (would collapse to U+FFFD on the wire, colliding with another user) → 401 invalid_subject', async (t) => {
+  for (const sub of ['alice\ud800', 'alice\udfff', '\udc00alice', 'a\ud83db']) {
+    await rejects(t, jw, await signWith(ed, { sub }), 'invalid_subject')
+  }
+  t.equal((await get(jw, bearer(await signWith(ed, { sub: 'alice\ufffd' })))).status, 200, 'a real U+FFFD is an ordinary character')
+  t.equal((await get(jw, bearer(await signWith(ed, { sub: 'alice\ud83d\ude00' })))).status, 200, 'a well-formed surrogate pair is accepted')
+})
 t.test('good sub edge cases: 255 characters and non-ASCII are accepted', async (t) => {
   t.equal((await get(jw, bearer(await signWith(ed, { sub: 'a'.repeat(255) })))).status, 200)
   t.equal((await get(jw, bearer(await signWith(ed, { sub: '😀'.repeat(255) })))).status, 200, '255 code points')

@@ -43,6 +43,8 @@ const JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)$/
 // Unicode Cc: U+0000–U+001F and U+007F–U+009F.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+// With the u flag a surrogate pair is one code point; only a lone surrogate matches (= !isWellFormed()).
+const LONE_SURROGATE = /\p{Cs}/u
 
 const HASH: Record<string, string> = {
   HS256: 'sha256', HS384: 'sha384', HS512: 'sha512',
@@ -90,13 +92,16 @@ export function verifyAsymmetric (alg: string, key: KeyObject, data: Buffer, sig
 
 /**
  * Validates `sub`: a non-empty string of at most 255 characters (code points) without control
- * characters. Leading or trailing whitespace is refused too: HTTP header parsing trims it, so
- * " alice" would reach the task service as "alice" — another user.
+ * characters and well-formed Unicode (no lone surrogate). Leading or trailing whitespace is refused
+ * too: HTTP header parsing trims it, so " alice" would reach the task service as "alice" — another user.
  */
 export function validSubject (sub: unknown): sub is string {
   if (typeof sub !== 'string' || sub.length === 0) return false
   if (sub.length > 255 && [...sub].length > 255) return false
   if (CONTROL.test(sub)) return false
+  // A lone UTF-16 surrogate cannot be encoded as UTF-8: it would reach the task service as U+FFFD,
+  // so "alice\ud800" and "alice\udfff" would both become "alice\ufffd" — one user.
+  if (LONE_SURROGATE.test(sub)) return false
   return sub.trim() === sub
 }
 
