@@ -134,6 +134,28 @@ t.test('the rewrite stage on its own: strip by normalized name, then set (never 
   })
 })
 
+t.test('header names that are Object.prototype members (constructor, __proto__) are ordinary names', async (t) => {
+  const out = rewriteHeaders({
+    rawHeaders: ['Constructor', 'a', '__proto__', 'b', 'constructor', 'c', '__proto__', 'd'],
+    sub: 'sub-1',
+    requestId: 'rid',
+    clientIp: undefined,
+    proto: 'http',
+    forwardAuthorization: false
+  })
+  t.equal(out.constructor, 'a, c', 'duplicates joined, not appended to Object.prototype.constructor')
+  t.ok(Object.hasOwn(out, '__proto__'), '__proto__ kept as an own header, not swallowed by the prototype setter')
+  t.equal(out['__proto__' as 'x'], 'b, d')
+  t.equal(out['x-user-id'], 'sub-1')
+
+  const r = await rawHttp(gw.port, req('GET', '/api/tasks', [['Authorization', `Bearer ${token}`], ['Constructor', 'a'], ['X-Other', 'o']]))
+  t.equal(r.status, 200)
+  const h = up.tasks()[0]?.headers ?? {}
+  t.equal(h.constructor, 'a', 'the task service receives Constructor as sent')
+  t.equal(h['x-other'], 'o')
+  t.equal(h['x-user-id'], 'real-user')
+})
+
 t.test('reserved-name normalization', async (t) => {
   for (const n of ['X-User-Id', 'x_user_id', 'X.User.Id', 'X-USER_ID', 'x-auth-request-user', 'X-Forwarded-User', 'x-remote-user', 'remote-user', 'Remote_User', 'X-Original-URL', 'X-Forwarded-Prefix', 'X-Request-Id', 'Forwarded', 'Cookie', 'x-real-ip']) {
     t.ok(isReservedHeader(n), n)

@@ -79,7 +79,8 @@ export function rewriteHeaders (input: RewriteInput): Record<string, string> {
       }
     }
   }
-  const out: Record<string, string> = {}
+  // No prototype: a client header named "constructor" or "__proto__" is an ordinary name here.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>
   let clientHost: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
