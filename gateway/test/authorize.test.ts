@@ -120,3 +120,18 @@ t.test('authorize on its own: route table, methods, compat user check', async (t
   const id = authorize('DELETE', '/api/tasks/a%20b', me)
   t.ok(!isRejection(id) && id.upstreamPath === '/tasks/a%20b')
 })
+
+t.test('an id beginning with ".." (after decoding) → 404 not_found, never forwarded (never a valid task id)', async (t) => {
+  for (const target of ['/api/tasks/..foo', '/api/tasks/%2E%2Efoo', '/api/tasks/.%2e.', '/api/tasks/...', '/api/tasks/..foo/complete', '/api/user-1/tasks/..x']) {
+    const method = target.endsWith('/complete') ? 'PATCH' : 'GET'
+    const r = await rawHttp(gw.port, req(method, target, [['Authorization', `Bearer ${token}`]]))
+    t.equal(r.status, 404, target)
+    t.match(JSON.parse(r.body), { error: { code: 'not_found' } }, target)
+  }
+  t.equal(up.received.length, 0, 'the task service received nothing')
+  t.match(authorize('DELETE', '/api/tasks/..a', { sub: 'me' }), { status: 404, code: 'not_found' }, 'on its own, before 405')
+  t.match(authorize('POST', '/api/tasks/..a', { sub: 'me' }), { status: 404 })
+  t.equal(await send('/api/tasks/foo..'), 200, 'dots elsewhere in an id are ordinary')
+  t.equal(await send('/api/tasks/.foo'), 200, 'one leading dot is ordinary')
+  t.same(up.received.map((r) => r.url), ['/tasks/foo..', '/tasks/.foo'])
+})

@@ -10,6 +10,7 @@
 //    (e.g. "%2f", "%5c", "%00") → not found (never reinterpreted as a separator);
 //  - empty segments ("//", trailing "/") are dropped; "." is dropped; ".." removes the previous
 //    segment (never above the root) — so "/api/tasks/../../x" is "/x" and is not found;
+//  - a task id beginning with ".." ("..foo", "%2E%2Efoo") is not found (never a valid task id);
 //  - the query string is passed through unchanged (printable ASCII only, else 400).
 import type { Identity } from './authenticate.js'
 
@@ -113,6 +114,9 @@ export function authorize (method: string, rawUrl: string, identity: Identity): 
     return NOT_FOUND
   }
   const extra = segs.length - rest
+  // An id beginning with ".." is never a valid task id: refused here (404) rather than by the
+  // forwarding engine's own dot-segment guard (which would answer 400).
+  if (extra > 0 && (segs[rest] as string).startsWith('..')) return NOT_FOUND
   let kind: RouteKind
   let upstream: string
   if (extra === 0) {
