@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import cors from '@fastify/cors'
 import type { GatewayConfig } from './config.js'
 import { AuthError, errorBody, sendAuthError, sendError } from './errors.js'
-import { JwksKeyStore } from './keys/jwks.js'
+import { JwksKeyStore, plaintextJwksWarning } from './keys/jwks.js'
 import { openapiDocument } from './openapi.js'
 import { createAuthenticator, type Identity } from './pipeline/authenticate.js'
 import { authorize, isRejection, type AuthorizedRoute } from './pipeline/authorize.js'
@@ -107,6 +107,8 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
       logger: { warn: (o, m) => { app.log.warn(o, m) }, info: (o, m) => { app.log.info(o, m) } }
     })
     keyStore.onChange(() => cache?.clear())
+    const plaintext = plaintextJwksWarning(config.jwt.jwks.url)
+    if (plaintext !== undefined) app.log.warn({ jwksHost: new URL(config.jwt.jwks.url).host }, plaintext)
   }
   const store = keyStore
   const authenticator = createAuthenticator({

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { plaintextJwksWarning } from '../src/keys/jwks.js'
 import { SECRET, signHs } from './helpers/keys.js'
 import { startUpstream } from './helpers/upstream.js'
 
@@ -35,4 +36,27 @@ t.test('request lines carry reqId and userId; tokens and cookies are never logge
   t.notOk(all.includes(token), 'the token never appears')
   t.notOk(all.includes('cookie-secret'), 'cookies never appear')
   t.notOk(all.includes('valid-token-xyz'), 'invalid tokens never appear either')
+})
+
+t.test('a JWKS fetched over plain HTTP from a non-loopback host logs a warning at start (not refused)', async (t) => {
+  t.equal(plaintextJwksWarning('http://127.0.0.1:3000/api/auth/jwks'), undefined, 'loopback IPv4')
+  t.equal(plaintextJwksWarning('http://localhost:3000/api/auth/jwks'), undefined, 'localhost')
+  t.equal(plaintextJwksWarning('http://[::1]:3000/jwks'), undefined, 'loopback IPv6')
+  t.equal(plaintextJwksWarning('https://auth.example.com/api/auth/jwks'), undefined, 'https')
+  t.match(plaintextJwksWarning('http://frontend:3000/api/auth/jwks'), /plain HTTP from frontend:3000/)
+  t.match(plaintextJwksWarning('http://10.0.0.5/jwks'), /plain HTTP/)
+
+  // Wiring through buildApp; only local addresses are contacted (0.0.0.0 is not loopback by name).
+  for (const [env, warned] of [
+    [{ BETTER_AUTH_URL: 'http://0.0.0.0:9' }, true],
+    [{ JWKS_URL: 'http://0.0.0.0:9/jwks' }, true],
+    [{ JWKS_URL: 'http://127.0.0.1:9/jwks' }, false]
+  ] as const) {
+    const lines: string[] = []
+    const app = await buildApp(loadConfig({ TASK_SERVICE_URL: 'http://127.0.0.1:9', JWKS_TIMEOUT_MS: '100', ...env }), { awaitKeys: false, logStream: { write: (l) => { lines.push(l) } } })
+    await app.close()
+    const warning = lines.map((l) => JSON.parse(l) as { level: number, msg: string }).find((l) => l.msg.includes('plain HTTP'))
+    if (warned) t.match(warning, { level: 40 }, `${JSON.stringify(env)} → a warning`)
+    else t.equal(warning, undefined, `${JSON.stringify(env)} → no warning`)
+  }
 })

@@ -212,3 +212,21 @@ export class JwksKeyStore {
     return keys
   }
 }
+
+/**
+ * A warning when keys would be fetched over plain HTTP from a host that is not loopback: anyone on the
+ * network path could insert their own keys and mint tokens for any `sub`. Not refused, because compose
+ * setups reach Better Auth as http://frontend:3000 inside a private network. Undefined when fine.
+ */
+export function plaintextJwksWarning (jwksUrl: string): string | undefined {
+  let u: URL
+  try {
+    u = new URL(jwksUrl)
+  } catch {
+    return undefined
+  }
+  if (u.protocol !== 'http:') return undefined
+  const host = u.hostname.toLowerCase()
+  if (host === 'localhost' || host.endsWith('.localhost') || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return undefined
+  return `signing keys are fetched over plain HTTP from ${u.host}: anyone on that network path can insert keys and forge tokens. Use https, or keep this hop on a private network you trust.`
+}
