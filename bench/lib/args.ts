@@ -25,7 +25,7 @@ export interface BenchOptions {
 }
 
 const usage = `npm run bench [-- options]
-  --quick              ~30 s smoke run (1 round, short windows); does not rewrite docs/performance.md
+  --quick              smoke run (1 round of 2 s windows, under a minute); does not rewrite docs/performance.md
   --e2e                create/list/toggle/delete through gateway + task service (PGlite, PostgreSQL)
   --rounds N           interleaved rounds (default 3)
   --duration S         seconds per measurement (default 8)
