@@ -143,3 +143,27 @@ t.test('Location/Link rewriting on its own', async (t) => {
   t.equal(toPublicReference('/tasksx', '/api', o), '/tasksx')
   t.equal(rewriteLink('</tasks?cursor=a>; rel="next", </tasks?cursor=0>; rel="first"', '/api', o), '</api/tasks?cursor=a>; rel="next", </api/tasks?cursor=0>; rel="first"')
 })
+
+t.test('UPSTREAM_TIMEOUT_MS is a deadline from forwarding, queue time included: small pool, hanging task service, more requests than connections → all 504 within the timeout; then recovery', async (t) => {
+  const TIMEOUT = 1_000
+  const hung = await startUpstream((_req, _res) => { /* never answers */ })
+  const g = await startGateway({ TASK_SERVICE_URL: hung.url, UPSTREAM_CONNECTIONS: '2', UPSTREAM_TIMEOUT_MS: String(TIMEOUT) })
+  t.teardown(async () => { await g.close(); await hung.close() })
+  const N = 12 // 6× the pool: without a deadline the last would wait 6 × TIMEOUT
+  const start = Date.now()
+  const results = await Promise.all(Array.from({ length: N }, async (_, i) => {
+    const r = await call(i === 0 ? 'POST' : 'GET', '/api/tasks', i === 0 ? '{"title":"queued"}' : undefined, g)
+    return { ...r, ms: Date.now() - start }
+  }))
+  for (const r of results) {
+    t.equal(r.status, 504)
+    t.equal(r.json.error?.code, 'upstream_timeout')
+  }
+  const slowest = Math.max(...results.map((r) => r.ms))
+  t.ok(slowest < 3 * TIMEOUT, `every request answered within 3 × UPSTREAM_TIMEOUT_MS (slowest ${slowest} ms; without a deadline ≈ ${N / 2} × ${TIMEOUT} ms)`)
+  t.ok(hung.tasks().length < N, `requests still queued at the deadline are dropped, not sent late (${hung.tasks().length} reached the task service)`)
+
+  hung.respond((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') })
+  const after = await Promise.all(Array.from({ length: 4 }, async () => await call('GET', '/api/tasks', undefined, g)))
+  t.same(after.map((r) => r.status), [200, 200, 200, 200], 'the pool recovers when the task service answers again')
+})

@@ -10,14 +10,21 @@
 //   60 s (bounded by the server's Keep-Alive hint), connect timeout = UPSTREAM_TIMEOUT_MS. TLS
 //   certificates are verified (reply-from's own pool would disable that; ours does not).
 // - No retries (reply-from would retry idempotent requests on 503/socket errors by default).
-// - Errors: no response headers within UPSTREAM_TIMEOUT_MS (or connect timeout) → 504
-//   upstream_timeout; refused/reset/garbage → 502 upstream_unavailable. Bodies never name the host.
+// - Deadline: UPSTREAM_TIMEOUT_MS counts from the moment forwarding starts — time queued in the pool
+//   (all connections busy), connecting, sending the body and waiting for response headers. When it
+//   passes, the client gets 504 upstream_timeout and the upstream request is aborted (a queued one is
+//   never sent; a sent one has its connection closed), so a hanging task service cannot make
+//   requests wait N × the timeout behind each other. (undici's own headers timeout only starts once
+//   a request has a connection.)
+// - Errors: no response headers by the deadline (or connect timeout) → 504 upstream_timeout;
+//   refused/reset/garbage → 502 upstream_unavailable. Bodies never name the host.
 // - Response headers: hop-by-hop and banner headers dropped; Location and Link references to
 //   /tasks… (relative, or absolute on the task service's origin) are rewritten to the public prefix
 //   the client used; any other absolute reference to the task service's origin is dropped.
+import { PassThrough, type Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
-import { Pool } from 'undici'
+import { Pool, type Dispatcher } from 'undici'
 import { sendError } from '../errors.js'
 import type { AuthorizedRoute } from './authorize.js'
 
@@ -94,6 +101,44 @@ function rewriteResponseHeaders (headers: Record<string, string | string[] | und
   return out
 }
 
+// reply-from copies the header object we return from rewriteRequestHeaders with Object.assign (which
+// keeps symbol keys) and hands it to dispatcher.request(): the per-request AbortSignal rides along
+// under this symbol and is moved to undici's `signal` option below. Never sent as a header.
+const kSignal = Symbol('gateway.upstreamSignal')
+
+type RequestOptions = Dispatcher.RequestOptions & { headers?: Record<PropertyKey, unknown> }
+
+/**
+ * The dispatcher given to reply-from: the pool, with the per-request deadline signal attached.
+ * A streamed request body is handed to undici through a PassThrough, so that aborting the upstream
+ * request destroys only that copy, never the client's socket (the 504 must still reach the client).
+ */
+function deadlineDispatcher (pool: Pool): { request: (o: RequestOptions, cb: (err: Error | null, data?: Dispatcher.ResponseData) => void) => void } {
+  return {
+    request (o, cb) {
+      const h = o.headers
+      const signal = h?.[kSignal] as AbortSignal | undefined
+      if (h !== undefined && signal !== undefined) {
+        delete h[kSignal]
+        o.signal = signal
+      }
+      const body = o.body as Readable | undefined
+      if (body !== undefined && body !== null && typeof (body as { pipe?: unknown }).pipe === 'function') {
+        const copy = new PassThrough()
+        body.once('error', (err) => { copy.destroy(err) })
+        body.once('close', () => { if (!body.readableEnded) copy.destroy(new Error('client aborted the request body')) })
+        o.body = body.pipe(copy)
+      }
+      pool.request(o as Dispatcher.RequestOptions, cb as never)
+    }
+  }
+}
+
+class UpstreamDeadlineError extends Error {
+  override name = 'UpstreamDeadlineError'
+  code = 'GATEWAY_UPSTREAM_DEADLINE'
+}
+
 export interface Forwarder {
   pool: Pool
   forward: (request: FastifyRequest, reply: FastifyReply, route: AuthorizedRoute, headers: Record<string, string>) => FastifyReply
@@ -114,7 +159,7 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
   })
   await app.register(replyFrom, {
     base: origin,
-    undici: pool as never,
+    undici: deadlineDispatcher(pool) as never,
     disableRequestLogging: true
   })
   // Graceful: requests already sent to the task service finish (server.ts bounds shutdown time).
@@ -135,6 +180,27 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     forward (request, reply, route, headers) {
       const prefix = route.publicPrefix
       const query = route.query
+      // Deadline for the whole exchange up to response headers (see the header comment).
+      const controller = new AbortController()
+      let settled = false
+      const timer = setTimeout(() => {
+        if (settled) return
+        settled = true
+        if (!reply.sent && !reply.raw.destroyed) {
+          request.log.warn({ upstreamError: 'deadline', timeoutMs: opts.timeoutMs }, 'task service request failed')
+          // A body the task service never read is still in the client's connection: close it after.
+          if (!request.raw.complete || !request.raw.readableEnded) reply.header('connection', 'close')
+          sendError(reply, 504, 'upstream_timeout', 'the task service did not answer in time')
+        }
+        controller.abort(new UpstreamDeadlineError('upstream deadline passed'))
+      }, opts.timeoutMs)
+      const settle = (): boolean => {
+        if (settled) return false
+        settled = true
+        clearTimeout(timer)
+        return true
+      }
+      ;(headers as Record<PropertyKey, unknown>)[kSignal] = controller.signal
       // The query goes through `queryString` (not appended to the source) so that reply-from's
       // dot-segment guard, which decodes the whole source, only ever sees our normalized path.
       return reply.from(route.upstreamPath, {
@@ -143,7 +209,17 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
         retryDelay: () => null,
         rewriteRequestHeaders: () => headers,
         rewriteHeaders: (h) => rewriteResponseHeaders(h as Record<string, string | string[] | undefined>, prefix, origin),
-        onError: onError as never
+        onResponse: (_req, rep, res) => {
+          const stream = (res as unknown as { stream: Readable }).stream
+          if (!settle()) {
+            stream.destroy()
+            return
+          }
+          rep.send(stream)
+        },
+        onError: ((rep: FastifyReply, e: { error: Error }) => {
+          if (settle()) onError(rep, e as never)
+        }) as never
       })
     },
     async upstreamReady (timeoutMs) {
