@@ -4,7 +4,7 @@ import t from 'tap'
 import net from 'node:net'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
+import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
 import { signHs } from './helpers/keys.js'
 import { rawHttp, req } from './helpers/raw.js'
 import { rewriteLink, toPublicReference } from '../src/pipeline/forward.js'
@@ -166,4 +166,39 @@ t.test('UPSTREAM_TIMEOUT_MS is a deadline from forwarding, queue time included: 
   hung.respond((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') })
   const after = await Promise.all(Array.from({ length: 4 }, async () => await call('GET', '/api/tasks', undefined, g)))
   t.same(after.map((r) => r.status), [200, 200, 200, 200], 'the pool recovers when the task service answers again')
+})
+
+t.test('/readyz is single-flight and cached briefly: 200 concurrent probes cost at most 2 upstream checks; still turns 503 when the task service goes down', async (t) => {
+  let upstreamReady = true
+  const counting = await startUpstream((req, res) => {
+    if (req.url === '/readyz') {
+      // A little latency so that concurrent probes overlap with the one in flight.
+      setTimeout(() => { res.writeHead(upstreamReady ? 200 : 503, { 'content-type': 'application/json' }).end('{}') }, 50)
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('[]')
+  })
+  const g = await startGateway({ TASK_SERVICE_URL: counting.url })
+  t.teardown(async () => { await g.close(); await counting.close() })
+  const checks = (): number => counting.received.filter((r) => r.url === '/readyz').length
+
+  const probe = async (): Promise<number> => {
+    const r = await request(g.url + '/readyz')
+    await r.body.dump()
+    return r.statusCode
+  }
+  const statuses = await Promise.all(Array.from({ length: 200 }, probe))
+  t.equal(statuses.filter((s) => s === 200).length, 200, 'all 200 while the task service is ready')
+  t.ok(checks() <= 2, `at most 2 upstream /readyz calls for 200 probes (got ${checks()})`)
+
+  upstreamReady = false
+  await eventually(async () => await probe() === 503, 5_000)
+  t.pass('/readyz turns 503 once the cached result expires')
+  const before = checks()
+  const down = await Promise.all(Array.from({ length: 50 }, probe))
+  t.ok(down.every((s) => s === 503 || s === 200), 'no other status')
+  t.ok(checks() - before <= 2, 'a flood while down is cheap too')
+  upstreamReady = true
+  await eventually(async () => await probe() === 200, 5_000)
+  t.pass('and 200 again when the task service is back')
 })

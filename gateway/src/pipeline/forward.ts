@@ -134,6 +134,9 @@ function deadlineDispatcher (pool: Pool): { request: (o: RequestOptions, cb: (er
   }
 }
 
+/** How long one upstream readiness result is reused by /readyz. */
+export const READINESS_TTL_MS = 1_000
+
 class UpstreamDeadlineError extends Error {
   override name = 'UpstreamDeadlineError'
   code = 'GATEWAY_UPSTREAM_DEADLINE'
@@ -142,7 +145,11 @@ class UpstreamDeadlineError extends Error {
 export interface Forwarder {
   pool: Pool
   forward: (request: FastifyRequest, reply: FastifyReply, route: AuthorizedRoute, headers: Record<string, string>) => FastifyReply
-  /** GET <origin>/readyz, true on 2xx within `timeoutMs`. */
+  /**
+   * GET <origin>/readyz, true on 2xx within `timeoutMs`. Single-flight, and the result is reused for
+   * READINESS_TTL_MS: however many /readyz probes arrive, the task service gets at most one check per
+   * TTL, and a flood of probes cannot queue checks in the pool until they time out.
+   */
   upstreamReady: (timeoutMs: number) => Promise<boolean>
 }
 
@@ -174,6 +181,8 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     if (timedOut) sendError(reply, 504, 'upstream_timeout', 'the task service did not answer in time')
     else sendError(reply, 502, 'upstream_unavailable', 'the task service is unavailable')
   }
+
+  let readiness: { pending: boolean, expiresAt: number, result: Promise<boolean> } | undefined
 
   return {
     pool,
@@ -223,13 +232,24 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
       })
     },
     async upstreamReady (timeoutMs) {
-      try {
-        const res = await pool.request({ path: '/readyz', method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
-        await res.body.dump()
-        return res.statusCode >= 200 && res.statusCode < 300
-      } catch {
-        return false
-      }
+      if (readiness !== undefined && (readiness.pending || Date.now() < readiness.expiresAt)) return await readiness.result
+      const entry = { pending: true, expiresAt: 0, result: checkUpstream(timeoutMs) }
+      readiness = entry
+      void entry.result.then(() => {
+        entry.pending = false
+        entry.expiresAt = Date.now() + READINESS_TTL_MS
+      })
+      return await entry.result
+    }
+  }
+
+  async function checkUpstream (timeoutMs: number): Promise<boolean> {
+    try {
+      const res = await pool.request({ path: '/readyz', method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
+      await res.body.dump()
+      return res.statusCode >= 200 && res.statusCode < 300
+    } catch {
+      return false
     }
   }
 }
