@@ -202,3 +202,40 @@ t.test('/readyz is single-flight and cached briefly: 200 concurrent probes cost 
   await eventually(async () => await probe() === 200, 5_000)
   t.pass('and 200 again when the task service is back')
 })
+
+t.test('responses never name the task service: absolute Location in any loopback spelling rewritten; Content-Location and Refresh rewritten or dropped', async (t) => {
+  const port = new URL(up.url).port
+  up.respond((_req, res) => {
+    res.writeHead(201, {
+      'content-type': 'application/json',
+      location: `http://localhost:${port}/tasks/1`,
+      'content-location': `${up.url}/tasks/1`,
+      refresh: `0; url=${up.url}/tasks`
+    }).end('{}')
+  })
+  const res = await request(gw.url + '/api/user-1/tasks', { method: 'POST', headers: { ...bearer(await signHs({ sub: 'user-1' })), 'content-type': 'application/json' }, body: '{}' })
+  await res.body.dump()
+  t.equal(res.statusCode, 201)
+  t.equal(res.headers.location, '/api/user-1/tasks/1', 'Location on localhost:<port> is the task service too')
+  t.equal(res.headers['content-location'], '/api/user-1/tasks/1', 'Content-Location rewritten like Location')
+  t.equal(res.headers.refresh, '0; url=/api/user-1/tasks', 'Refresh URL rewritten')
+  t.notMatch(JSON.stringify(res.headers), new RegExp(`127\\.0\\.0\\.1|localhost|:${port}`), 'nothing names the task service')
+
+  up.respond((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-location': `${up.url}/admin`, refresh: `5; url=http://[::1]:${port}/admin` }).end('[]')
+  })
+  const res2 = await request(gw.url + '/api/tasks', { headers: bearer(token) })
+  await res2.body.dump()
+  t.notOk('content-location' in res2.headers, 'a Content-Location that has no public path is dropped')
+  t.notOk('refresh' in res2.headers, 'a Refresh that has no public path is dropped')
+
+  const o = 'http://127.0.0.1:3001'
+  for (const spelling of ['http://localhost:3001', 'http://LOCALHOST:3001', 'http://127.0.0.1:3001', 'http://[::1]:3001', 'http://127.1.2.3:3001', 'http://localhost.:3001']) {
+    t.equal(toPublicReference(`${spelling}/tasks/9`, '/api', o), '/api/tasks/9', spelling)
+    t.equal(toPublicReference(`${spelling}/other`, '/api', o), undefined, `${spelling}/other dropped`)
+  }
+  t.equal(toPublicReference('http://localhost:3002/tasks/9', '/api', o), 'http://localhost:3002/tasks/9', 'another port is another service')
+  t.equal(toPublicReference('http://task-service:3001/tasks/9', '/api', 'http://task-service:3001'), '/api/tasks/9')
+  t.equal(toPublicReference('http://TASK-SERVICE:3001/tasks/9', '/api', 'http://task-service:3001'), '/api/tasks/9')
+  t.equal(toPublicReference('http://localhost:3001/tasks/9', '/api', 'http://task-service:3001'), 'http://localhost:3001/tasks/9', 'loopback names are the task service only when it is configured on loopback')
+})

@@ -19,8 +19,10 @@
 // - Errors: no response headers by the deadline (or connect timeout) → 504 upstream_timeout;
 //   refused/reset/garbage → 502 upstream_unavailable. Bodies never name the host.
 // - Response headers: hop-by-hop and banner headers dropped; Location and Link references to
-//   /tasks… (relative, or absolute on the task service's origin) are rewritten to the public prefix
-//   the client used; any other absolute reference to the task service's origin is dropped.
+//   /tasks… (relative, or absolute on the task service's origin in any spelling we can know: host
+//   case, trailing dot, any loopback name when it is configured on loopback) are rewritten to the
+//   public prefix the client used; any other absolute reference to the task service's origin is
+//   dropped. Content-Location and the URL in Refresh are kept only when they map to /api/…/tasks….
 import { PassThrough, type Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
@@ -44,6 +46,22 @@ function isTasksPath (p: string): boolean {
   return p === '/tasks' || p.startsWith('/tasks/') || p.startsWith('/tasks?') || p.startsWith('/tasks#')
 }
 
+function isLoopbackName (hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+}
+
+/**
+ * True when `u` names the task service: its configured origin, in any spelling of it we can know —
+ * host case and a trailing dot, and, when the task service is configured on a loopback address, any
+ * loopback name (localhost, 127.x.x.x, [::1]) with the same scheme and port.
+ */
+function isUpstreamOrigin (u: URL, upstream: URL): boolean {
+  if (u.protocol !== upstream.protocol || u.port !== upstream.port) return false
+  const host = u.hostname.replace(/\.$/, '')
+  const upHost = upstream.hostname.replace(/\.$/, '')
+  return host === upHost || (isLoopbackName(host) && isLoopbackName(upHost))
+}
+
 /**
  * Maps a URI reference from the task service to the public one.
  * Returns undefined when it must be dropped (it would reveal the task service's address).
@@ -58,12 +76,30 @@ export function toPublicReference (uri: string, prefix: string, upstreamOrigin: 
     } catch {
       return undefined
     }
-    if (u.origin !== upstreamOrigin) return uri
+    if (!isUpstreamOrigin(u, new URL(upstreamOrigin))) return uri
     upstreamAbsolute = true
     path = u.pathname + u.search + u.hash
   }
   if (isTasksPath(path)) return prefix + path
   return upstreamAbsolute ? undefined : uri
+}
+
+/** Like toPublicReference, but only a reference that maps to a public /api path survives. */
+function toPublicPathOnly (uri: string, prefix: string, upstreamOrigin: string): string | undefined {
+  const r = toPublicReference(uri.trim(), prefix, upstreamOrigin)
+  return r !== undefined && r.startsWith(prefix + '/tasks') ? r : undefined
+}
+
+/** `Refresh: <delay>[; url=<uri>]` with the URI made public; undefined (drop) when it cannot be. */
+export function rewriteRefresh (value: string, prefix: string, upstreamOrigin: string): string | undefined {
+  const m = /^\s*(\d+(?:\.\d*)?)\s*(?:[;,]\s*(?:url\s*=\s*)?(.*))?$/i.exec(value)
+  if (m === null) return undefined
+  const delay = m[1] as string
+  let uri = (m[2] ?? '').trim()
+  if (uri === '') return delay
+  if ((uri.startsWith("'") && uri.endsWith("'")) || (uri.startsWith('"') && uri.endsWith('"'))) uri = uri.slice(1, -1)
+  const r = toPublicPathOnly(uri, prefix, upstreamOrigin)
+  return r === undefined ? undefined : `${delay}; url=${r}`
 }
 
 export function rewriteLink (value: string, prefix: string, upstreamOrigin: string): string | undefined {
@@ -88,6 +124,16 @@ function rewriteResponseHeaders (headers: Record<string, string | string[] | und
     if (DROP_RESPONSE.has(lower) || listed?.includes(lower) === true) continue
     if (lower === 'location') {
       const r = toPublicReference(Array.isArray(v) ? (v[0] ?? '') : v, prefix, origin)
+      if (r !== undefined) out[lower] = r
+      continue
+    }
+    if (lower === 'content-location') {
+      const r = toPublicPathOnly(Array.isArray(v) ? (v[0] ?? '') : v, prefix, origin)
+      if (r !== undefined) out[lower] = r
+      continue
+    }
+    if (lower === 'refresh') {
+      const r = rewriteRefresh(Array.isArray(v) ? (v[0] ?? '') : v, prefix, origin)
       if (r !== undefined) out[lower] = r
       continue
     }
