@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseBenchArgs } from './lib/args.js'
-import { prepareLoadGenerator, stopAll } from './lib/processes.js'
+import { prepareLoadGenerator, restoreSessionPriority, stopAll } from './lib/processes.js'
 import { runProxyBench } from './proxy-bench.js'
 import { runE2eBench } from './e2e-bench.js'
 
@@ -22,6 +22,7 @@ async function main(): Promise<number> {
     return options.mode === 'e2e' ? await runE2eBench(options, workDir) : await runProxyBench(options, workDir)
   } finally {
     await stopAll()
+    restoreSessionPriority()
     if (process.env.BENCH_KEEP_WORKDIR) console.log(`kept ${workDir}`)
     else rmSync(workDir, { recursive: true, force: true })
   }

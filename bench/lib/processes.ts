@@ -2,7 +2,7 @@
 // kept in a log file (a pipe the harness must drain would steal CPU from the load generator's core), and
 // always stopped at the end, even when the run fails half-way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'node:http'
 import { getPriority, setPriority } from 'node:os'
@@ -121,6 +121,8 @@ export async function waitForHttp(managed: Managed, url: string, timeoutMs = 20_
  * Pins the harness itself (every thread: the load generator) to the load core, away from the proxy, and
  * raises the priority of its main thread (on Linux, niceness is per thread; that is the one sending load).
  */
+let previousAutogroupNice: string | undefined
+
 export function prepareLoadGenerator(): void {
   if (hasTaskset) spawnSync('taskset', ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)], { stdio: 'ignore' })
   if (canRaisePriority) {
@@ -129,5 +131,28 @@ export function prepareLoadGenerator(): void {
     } catch {
       // Not permitted after all: run at normal priority.
     }
+    // With autogroup scheduling (the default on desktop-style kernels), niceness only ranks processes
+    // within one session; sessions share the CPU equally whatever their processes' niceness. Raising the
+    // session's own autogroup niceness is what makes the priority count against other sessions' work.
+    // Every process the harness starts stays in its session, so one write covers them all.
+    try {
+      if (readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1') {
+        // The session outlives the harness (it is the caller's shell's): remember what to restore.
+        previousAutogroupNice = /nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1]
+        writeFileSync('/proc/self/autogroup', String(BENCH_NICENESS))
+      }
+    } catch {
+      // No autogroup support, or not permitted: niceness alone applies.
+    }
+  }
+}
+
+/** Gives the caller's session back its scheduling priority. */
+export function restoreSessionPriority(): void {
+  if (previousAutogroupNice === undefined) return
+  try {
+    writeFileSync('/proc/self/autogroup', previousAutogroupNice)
+  } catch {
+    // Nothing more to do: the session ends with its shell anyway.
   }
 }
