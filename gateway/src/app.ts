@@ -91,7 +91,9 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     maxRequestsPerSocket: SERVER_TIMEOUTS.maxRequestsPerSocket,
     http: { headersTimeout: limits.server.headersTimeoutMs, connectionsCheckingInterval: limits.server.connectionsCheckingIntervalMs } as never,
     return503OnClosing: true,
-    clientErrorHandler
+    clientErrorHandler,
+    // Malformed percent-encoding and the like, found by the router before any hook runs.
+    frameworkErrors: (error, request, reply) => { answerFrameworkError(error, request, reply) }
   })
 
   app.decorateRequest('identity', null)
@@ -175,6 +177,43 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     else request.log.info({ errCode: (error as { code?: string }).code }, 'request rejected')
     return sendError(reply, status, status === 500 ? 'internal_error' : 'bad_request', status === 500 ? 'internal error' : 'bad request')
   })
+
+  // Router-level errors (FST_ERR_BAD_URL: malformed percent-encoding): Fastify's default would echo
+  // the raw URL (a token pasted into it included), and no onSend/onResponse hook runs here, so this
+  // sets the response headers and writes the one log line itself. Authentication still comes first:
+  // 401 without a valid token; with one, 404 — a path that cannot be normalized is outside the route
+  // table. Neither the URL nor the path is echoed or logged.
+  function answerFrameworkError (error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
+    reply.header('x-request-id', request.id)
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('x-frame-options', 'DENY')
+    reply.header('referrer-policy', 'no-referrer')
+    reply.header('cache-control', 'no-store')
+    const done = (): void => {
+      request.log.info({ method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
+    }
+    const answer = (identity: Identity | undefined, authError: unknown): void => {
+      if (authError instanceof AuthError) {
+        request.log.info({ authError: authError.code }, 'authentication failed')
+        sendAuthError(reply, authError.code)
+      } else if (identity === undefined) {
+        request.log.error({ err: authError }, 'unexpected error')
+        sendError(reply, 500, 'internal_error', 'internal error')
+      } else {
+        request.log = request.log.child({ userId: identity.sub })
+        if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, 404, 'not_found', 'no such route')
+        else sendError(reply, 400, 'bad_request', 'bad request')
+      }
+      reply.raw.once('finish', done)
+    }
+    try {
+      const r = authenticator.authenticate(request.raw.rawHeaders)
+      if (r instanceof Promise) r.then((identity) => { answer(identity, undefined) }, (err: unknown) => { answer(undefined, err) })
+      else answer(r, undefined)
+    } catch (err) {
+      answer(undefined, err)
+    }
+  }
 
   // ---- forwarding engine --------------------------------------------------------------------------
   const forwarder = await registerForwarder(app, {

@@ -4,7 +4,10 @@ import t from 'tap'
 import { authorize, isRejection, normalizePath } from '../src/pipeline/authorize.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from './helpers/keys.js'
+import type { AddressInfo } from 'node:net'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { SECRET, signHs } from './helpers/keys.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 let up: StubUpstream
@@ -134,4 +137,38 @@ t.test('an id beginning with ".." (after decoding) → 404 not_found, never forw
   t.equal(await send('/api/tasks/foo..'), 200, 'dots elsewhere in an id are ordinary')
   t.equal(await send('/api/tasks/.foo'), 200, 'one leading dot is ordinary')
   t.same(up.received.map((r) => r.url), ['/tasks/foo..', '/tasks/.foo'])
+})
+
+t.test('malformed percent-encoding (FST_ERR_BAD_URL): the gateway\'s own JSON, no echo, security headers, 401 before 404, one log line', async (t) => {
+  const sig = token.split('.')[2] as string
+  const noToken = await rawHttp(gw.port, req('GET', `/api/tasks/${token}%zz?x`, []))
+  t.equal(noToken.status, 401, 'no token → 401 (authentication first)')
+  t.match(JSON.parse(noToken.body), { error: { code: 'missing_token' } })
+  t.equal(noToken.headers['www-authenticate'], 'Bearer realm="api"')
+  const badToken = await rawHttp(gw.port, req('GET', '/api/tasks/%zz', [['Authorization', 'Bearer not.a.token']]))
+  t.equal(badToken.status, 401)
+  const valid = await rawHttp(gw.port, req('GET', `/api/tasks/${token}%zz?x`, [['Authorization', `Bearer ${token}`], ['X-Request-Id', 'rid-bad-url']]))
+  t.equal(valid.status, 404, 'valid token → 404 (a path that cannot be normalized is outside the route table)')
+  t.match(JSON.parse(valid.body), { error: { code: 'not_found', requestId: 'rid-bad-url' } })
+  for (const r of [noToken, badToken, valid]) {
+    t.notOk(r.body.includes(sig) || r.body.includes('%zz'), 'the URL (and a token in it) is never echoed')
+    t.equal(r.headers['x-content-type-options'], 'nosniff')
+    t.equal(r.headers['cache-control'], 'no-store')
+    t.equal(r.headers['x-frame-options'], 'DENY')
+    t.equal(r.headers['referrer-policy'], 'no-referrer')
+    t.ok(r.headers['x-request-id'], 'x-request-id set')
+    t.match(r.headers['content-type'], /^application\/json/)
+  }
+  t.equal(valid.headers['x-request-id'], 'rid-bad-url')
+  t.equal(up.received.length, 0, 'nothing forwarded')
+
+  const lines: string[] = []
+  const app = await buildApp(loadConfig({ JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url }), { logStream: { write: (l) => { lines.push(l) } } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  await rawHttp((app.server.address() as AddressInfo).port, req('GET', `/api/tasks/${token}%zz`, [['X-Request-Id', 'rid-log']]))
+  const mine = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === 'rid-log')
+  t.equal(mine.filter((l) => l.msg === 'request completed').length, 1, 'one completion line')
+  t.match(mine.find((l) => l.msg === 'request completed'), { statusCode: 401 })
+  t.notOk(lines.join('\n').includes(sig), 'the token in the URL is not logged')
 })
