@@ -239,3 +239,44 @@ t.test('responses never name the task service: absolute Location in any loopback
   t.equal(toPublicReference('http://TASK-SERVICE:3001/tasks/9', '/api', 'http://task-service:3001'), '/api/tasks/9')
   t.equal(toPublicReference('http://localhost:3001/tasks/9', '/api', 'http://task-service:3001'), 'http://localhost:3001/tasks/9', 'loopback names are the task service only when it is configured on loopback')
 })
+
+t.test('Expect: 100-continue is answered only after authentication and authorization', async (t) => {
+  const exchange = async (headers: string, body: string): Promise<string> => await new Promise((resolve) => {
+    const s = net.connect(gw.port, '127.0.0.1')
+    let buf = ''
+    let sentBody = false
+    const finish = (): void => { s.destroy(); resolve(buf) }
+    s.setEncoding('latin1')
+    s.on('data', (c: string) => {
+      buf += c
+      if (!sentBody && buf.startsWith('HTTP/1.1 100')) { sentBody = true; s.write(body) }
+      if (/\r\n\r\n[\s\S]*\}\s*$/.test(buf.replace(/^HTTP\/1\.1 100[^\r]*\r\n\r\n/, ''))) finish()
+    })
+    s.on('close', finish)
+    s.on('error', () => {})
+    setTimeout(finish, 3_000).unref()
+    s.write(`POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n${headers}\r\n`)
+  })
+  up.respond((_req, res) => { res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":"1"}') })
+
+  const noToken = await exchange('', '{"title":"x"}')
+  t.match(noToken, /^HTTP\/1\.1 401 /, 'no token → 401 first')
+  t.notMatch(noToken, /100 Continue/, 'without a preceding 100 Continue')
+
+  const wrongRoute = await new Promise<string>((resolve) => {
+    const s = net.connect(gw.port, '127.0.0.1')
+    let buf = ''
+    s.setEncoding('latin1')
+    s.on('data', (c: string) => { buf += c; if (buf.includes('}')) { s.destroy(); resolve(buf) } })
+    s.on('error', () => {})
+    setTimeout(() => { s.destroy(); resolve(buf) }, 3_000).unref()
+    s.write(`POST /api/someone-else/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n`)
+  })
+  t.match(wrongRoute, /^HTTP\/1\.1 403 /, 'authorization failure → 403 first, no 100 Continue')
+
+  up.received.length = 0
+  const ok = await exchange(`Authorization: Bearer ${token}\r\n`, '{"title":"x"}')
+  t.match(ok, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /, 'valid token → 100 Continue, then the forwarded answer')
+  t.equal(up.tasks()[0]?.body, '{"title":"x"}', 'the body sent after 100 Continue reached the task service')
+  t.notOk('expect' in (up.tasks()[0]?.headers ?? {}), 'Expect is not forwarded')
+})

@@ -215,6 +215,11 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     undici: deadlineDispatcher(pool) as never,
     disableRequestLogging: true
   })
+  // Expect: 100-continue. With a 'checkContinue' listener Node does not send 100 Continue by itself;
+  // the request goes through the pipeline like any other, and forward() sends 100 Continue only once
+  // authentication and authorization have passed — a client without a valid token gets its 401 (or
+  // 403/404) without ever being invited to send the body.
+  app.server.on('checkContinue', (req, res) => { app.server.emit('request', req, res) })
   // Graceful: requests already sent to the task service finish (server.ts bounds shutdown time).
   app.addHook('onClose', async () => {
     await pool.close()
@@ -233,6 +238,8 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
   return {
     pool,
     forward (request, reply, route, headers) {
+      const expect = request.headers.expect
+      if (typeof expect === 'string' && expect.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
       const prefix = route.publicPrefix
       const query = route.query
       // Deadline for the whole exchange up to response headers (see the header comment).
