@@ -61,12 +61,14 @@ t.test('SIGTERM during requests: stops accepting, finishes in-flight requests, e
 t.test('SHUTDOWN_DRAIN_MS: keeps serving with /readyz 503 and Connection: close, then stops and exits 0', async (t) => {
   const up = await startUpstream()
   t.teardown(() => up.close())
-  const g = await spawnGateway({ JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: up.url, SHUTDOWN_DRAIN_MS: '1500' })
+  const g = await spawnGateway({ JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: up.url, SHUTDOWN_DRAIN_MS: '1500', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' })
   t.teardown(() => { g.child.kill('SIGKILL') })
   const token = await mintDevToken({ secret: STACK_SECRET, subject: 'drain-user', ttlSeconds: 600 })
-  const ready = await request(g.url + '/readyz')
-  await ready.body.dump()
-  t.equal(ready.statusCode, 200)
+  await waitFor('/readyz is 200 before the signal', async () => {
+    const r = await request(g.url + '/readyz', { reset: true })
+    await r.body.dump()
+    return r.statusCode === 200
+  })
   g.child.kill('SIGTERM')
   await waitFor('/readyz says draining', async () => {
     const r = await request(g.url + '/readyz', { reset: true })
@@ -158,7 +160,7 @@ t.test('rolling restart of two gateways under load: zero failed requests, nothin
   // The gateways run in this process (a restart takes milliseconds instead of a process start); the stop
   // is the same drainAndClose() that server.ts runs on SIGTERM (proven on a real process above).
   const taskService = await startTaskService(t)
-  const env = { JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: originOf(taskService), SHUTDOWN_DRAIN_MS: '1500', RATE_LIMIT_IP_MAX: '0', LOG_LEVEL: 'silent' }
+  const env = { JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: originOf(taskService), SHUTDOWN_DRAIN_MS: '3000', RATE_LIMIT_IP_MAX: '0', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', LOG_LEVEL: 'silent' }
   const start = async (port = 0): Promise<FastifyInstance> => {
     const app = await buildGateway(loadGatewayConfig(env), { logger: false })
     await app.listen({ port, host: '127.0.0.1' })
@@ -179,7 +181,7 @@ t.test('rolling restart of two gateways under load: zero failed requests, nothin
     const old = gateways[i] as FastifyInstance
     const port = Number(new URL(urls[i] as string).port)
     const before = load.result.requests
-    await drainAndClose(old, 1_500)
+    await drainAndClose(old, 3_000)
     t.ok(await refused(port), `gateway ${i} stopped accepting after its drain`)
     gateways[i] = await start(port)
     await waitFor(`gateway ${i} back in rotation`, () => balancer.ready.get(urls[i] as string) === true)

@@ -81,7 +81,11 @@ export class FaultProxy {
 
   /** Resets every open connection. */
   cutAll (): void {
-    for (const s of this.sockets) s.resetAndDestroy()
+    // RST where the connection is established; a socket still connecting is simply destroyed.
+    for (const s of this.sockets) {
+      if (s.connecting || s.destroyed) s.destroy()
+      else s.resetAndDestroy()
+    }
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
   }
@@ -101,5 +105,7 @@ export class FaultProxy {
 
   async close (): Promise<void> {
     await this.set('refuse')
+    for (const s of this.sockets) s.destroy()
+    this.sockets.clear()
   }
 }

@@ -31,6 +31,10 @@ export async function spawnGateway (env: Record<string, string>, port?: number):
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  // Never outlive the test process (e.g. when a test runner kills it on a timeout).
+  const killChild = (): void => { child.kill('SIGKILL') }
+  process.once('exit', killChild)
+  child.once('exit', () => { process.off('exit', killChild) })
   let out = ''
   child.stdout?.on('data', (c: Buffer) => { out += c.toString() })
   child.stderr?.on('data', (c: Buffer) => { out += c.toString() })
