@@ -1,5 +1,6 @@
 // Configuration: read from the environment once, validated, fails closed.
 // This is the only module that may read process.env (lint rule). The gateway never reads `.env` itself.
+import { ConfigError, fail, int, str } from './env-readers.js'
 import { loadLimitsConfig, type LimitsConfig } from './plugins/limits-config.js'
 
 export type HmacAlg = 'HS256' | 'HS384' | 'HS512'
@@ -54,29 +55,7 @@ export interface GatewayConfig {
   limits?: LimitsConfig
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-}
-
-function fail (message: string): never {
-  throw new ConfigError(message)
-}
-
-function str (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const v = env[name]
-  if (v === undefined) return undefined
-  const t = v.trim()
-  return t === '' ? undefined : t
-}
-
-function int (env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
-  const raw = str(env, name)
-  if (raw === undefined) return def
-  if (!/^\d+$/.test(raw)) fail(`${name} must be a whole number between ${min} and ${max}, got "${raw}"`)
-  const n = Number(raw)
-  if (n < min || n > max) fail(`${name} must be a whole number between ${min} and ${max}, got ${n}`)
-  return n
-}
+export { ConfigError }
 
 function bool (env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
   const raw = str(env, name)

@@ -1,5 +1,6 @@
 // Settings for the gateway's protective limits: rate limiting, load shedding and slow clients.
 // Parsed from the env object loadConfig() receives (never from process.env directly); validated, fails closed.
+import { ConfigError, int, str } from '../env-readers.js'
 
 export interface RateLimitSettings {
   /** Length of one counting window. */
@@ -46,31 +47,11 @@ export interface LimitsConfig {
   server: ServerLimitSettings
 }
 
-export class LimitsConfigError extends Error {
-  override name = 'ConfigError'
-}
-
-function raw (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const v = env[name]
-  if (v === undefined) return undefined
-  const t = v.trim()
-  return t === '' ? undefined : t
-}
-
-function int (env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
-  const r = raw(env, name)
-  if (r === undefined) return def
-  if (!/^\d+$/.test(r)) throw new LimitsConfigError(`${name} must be a whole number between ${min} and ${max}, got "${r}"`)
-  const n = Number(r)
-  if (n < min || n > max) throw new LimitsConfigError(`${name} must be a whole number between ${min} and ${max}, got ${n}`)
-  return n
-}
-
 function fraction (env: NodeJS.ProcessEnv, name: string, def: number): number {
-  const r = raw(env, name)
+  const r = str(env, name)
   if (r === undefined) return def
   const n = Number(r)
-  if (!/^\d*\.?\d+$/.test(r) || !(n >= 0 && n <= 1)) throw new LimitsConfigError(`${name} must be a number between 0 and 1, got "${r}"`)
+  if (!/^\d*\.?\d+$/.test(r) || !(n >= 0 && n <= 1)) throw new ConfigError(`${name} must be a number between 0 and 1, got "${r}"`)
   return n
 }
 
@@ -92,18 +73,18 @@ export const LIMIT_DEFAULTS = {
 } as const
 
 export function loadLimitsConfig (env: NodeJS.ProcessEnv): LimitsConfig {
-  const redisRaw = raw(env, 'REDIS_URL')
+  const redisRaw = str(env, 'REDIS_URL')
   if (redisRaw !== undefined) {
     let u: URL | undefined
     try { u = new URL(redisRaw) } catch { u = undefined }
     if (u === undefined || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) {
-      throw new LimitsConfigError('REDIS_URL must be a redis:// or rediss:// URL')
+      throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL')
     }
   }
   const headersTimeoutMs = int(env, 'SERVER_HEADERS_TIMEOUT_MS', LIMIT_DEFAULTS.headersTimeoutMs, 100, 600_000)
   const requestTimeoutMs = int(env, 'SERVER_REQUEST_TIMEOUT_MS', LIMIT_DEFAULTS.requestTimeoutMs, 100, 3_600_000)
   if (requestTimeoutMs < headersTimeoutMs) {
-    throw new LimitsConfigError(`SERVER_REQUEST_TIMEOUT_MS (${requestTimeoutMs}) must not be shorter than SERVER_HEADERS_TIMEOUT_MS (${headersTimeoutMs})`)
+    throw new ConfigError(`SERVER_REQUEST_TIMEOUT_MS (${requestTimeoutMs}) must not be shorter than SERVER_HEADERS_TIMEOUT_MS (${headersTimeoutMs})`)
   }
   return {
     rateLimit: {
