@@ -19,6 +19,9 @@ import type { RateLimitSettings } from './limits-config.js'
 
 const UNLIMITED_PATHS = new Set(['/healthz', '/readyz'])
 
+/** How long start-up waits for the first Redis connection before going on without it (fail open). */
+export const REDIS_READY_WAIT_MS = 2_000
+
 type Limiter = (req: FastifyRequest) => Promise<{ isAllowed: boolean, isExceeded?: boolean, max?: number, remaining?: number, ttlInSeconds?: number }>
 
 export interface RateLimitHandle {
@@ -71,6 +74,15 @@ export async function registerRateLimit (app: FastifyInstance, settings: RateLim
     })
     const r = redis
     app.addHook('onClose', async () => { r.disconnect() })
+    // Wait, bounded, for the first connection: a replica that has just started then counts from its first
+    // request instead of letting its first requests through uncounted while it connects. Redis being down
+    // at start delays start-up by at most REDIS_READY_WAIT_MS and then fails open like any later outage.
+    await new Promise<void>((resolve) => {
+      if (r.status === 'ready') { resolve(); return }
+      const done = (): void => { clearTimeout(timer); r.off('ready', done); resolve() }
+      const timer = setTimeout(done, REDIS_READY_WAIT_MS)
+      r.once('ready', done)
+    })
   }
 
   await app.register(rateLimit, {
