@@ -10,9 +10,7 @@
 //  - the JWKS endpoint down, hanging or answering garbage: known keys keep working, unknown keys get 401.
 import t from 'tap'
 import { request } from 'undici'
-import { BACKEND, buildTestApp, createSchema, dropSchema, openTestDatabase, TEST_DATABASE_URL, uniqueSchemaName } from '../task-service/test/helpers.js'
-import { PostgresDatabase } from '../task-service/src/db.js'
-import { runMigrations } from '../task-service/src/migrate.js'
+import { BACKEND, buildTestApp, openMigratedPostgresVia, openTestDatabase, TEST_DATABASE_URL } from '../task-service/test/helpers.js'
 import { startJwks } from '../gateway/test/helpers/jwks-server.js'
 import { makeKey, signWith } from '../gateway/test/helpers/keys.js'
 import { FaultProxy, type FaultMode } from './helpers/fault-proxy.js'
@@ -114,15 +112,7 @@ t.test(`database gone mid-run (${BACKEND}): 503 through the gateway, nothing par
     const proxy = new FaultProxy({ host: target.hostname, port: Number(target.port || 5432) })
     await proxy.start()
     t.teardown(() => proxy.close())
-    const schema = uniqueSchemaName()
-    await createSchema(schema)
-    t.teardown(() => dropSchema(schema))
-    const viaProxy = new URL(TEST_DATABASE_URL as string)
-    viaProxy.hostname = '127.0.0.1'
-    viaProxy.port = String(proxy.port)
-    const db = new PostgresDatabase({ connectionString: viaProxy.toString(), options: `-c search_path=${schema}`, max: 5 })
-    t.teardown(() => db.close())
-    await runMigrations(db)
+    const db = await openMigratedPostgresVia(t, proxy.port, 5)
     taskService = await buildTestApp(t, { db })
     takeDown = async () => { await proxy.set('refuse') }
     bringBack = async () => { await proxy.set('pass') }

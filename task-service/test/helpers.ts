@@ -139,3 +139,21 @@ export async function createTask(
   if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
   return res.json<TaskJson>()
 }
+
+/**
+ * A migrated database in a fresh PostgreSQL schema of TEST_DATABASE_URL's server, reached through
+ * 127.0.0.1:<port> instead (a test's TCP fault proxy in front of the server), so the test can cut the
+ * database away. Closed, and its schema dropped, at t's teardown.
+ */
+export async function openMigratedPostgresVia(t: TestContext, port: number, max: number): Promise<PostgresDatabase> {
+  const schema = uniqueSchemaName()
+  await createSchema(schema)
+  t.teardown(() => dropSchema(schema))
+  const viaProxy = new URL(TEST_DATABASE_URL as string)
+  viaProxy.hostname = '127.0.0.1'
+  viaProxy.port = String(port)
+  const db = new PostgresDatabase({ connectionString: viaProxy.toString(), options: `-c search_path=${schema}`, max })
+  t.teardown(() => db.close())
+  await runMigrations(db)
+  return db
+}

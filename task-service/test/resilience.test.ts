@@ -3,9 +3,8 @@
 // through a TCP proxy that the test cuts and restores.
 import net from 'node:net'
 import t from 'tap'
-import { PostgresDatabase, type Database, type Queryable, type QueryResult } from '../src/db.js'
-import { runMigrations } from '../src/migrate.js'
-import { BACKEND, buildTestApp, createSchema, createTask, dropSchema, newUser, openTestDatabase, TEST_DATABASE_URL, uniqueSchemaName, type TaskJson } from './helpers.js'
+import type { Database, Queryable, QueryResult } from '../src/db.js'
+import { BACKEND, buildTestApp, createTask, newUser, openMigratedPostgresVia, openTestDatabase, TEST_DATABASE_URL, type TaskJson } from './helpers.js'
 
 /** The errors drivers really throw when the server is gone. */
 const OUTAGE_ERRORS: (() => Error)[] = [
@@ -133,15 +132,7 @@ t.test('real PostgreSQL outage through a cut proxy → 503, then recovery withou
   const proxy = new CuttableProxy({ host: target.hostname, port: Number(target.port || 5432) })
   await proxy.start()
   t.teardown(() => proxy.cut())
-  const schema = uniqueSchemaName()
-  await createSchema(schema)
-  t.teardown(() => dropSchema(schema))
-  const viaProxy = new URL(TEST_DATABASE_URL as string)
-  viaProxy.hostname = '127.0.0.1'
-  viaProxy.port = String(proxy.port)
-  const db = new PostgresDatabase({ connectionString: viaProxy.toString(), options: `-c search_path=${schema}`, max: 3 })
-  t.teardown(() => db.close())
-  await runMigrations(db)
+  const db = await openMigratedPostgresVia(t, proxy.port, 3)
   const app = await buildTestApp(t, { db })
   const user = newUser()
   const task = await createTask(app, user, { title: 'before the outage' })
