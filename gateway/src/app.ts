@@ -17,7 +17,9 @@ import { loadLimitsConfig } from './plugins/limits-config.js'
 import { registerLoadShedding } from './plugins/load-shedding.js'
 import { registerRateLimit } from './plugins/rate-limit.js'
 import { registerSlowClientLimits } from './plugins/slow-clients.js'
-import { registerDrain } from './plugins/drain.js'
+import { isDraining, registerDrain } from './plugins/drain.js'
+import { setGatewayHeaders } from './response-headers.js'
+import { lazyChildLoggerFactory } from './request-logger.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -80,6 +82,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     logger,
     // One log line per request (onResponse below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
+    childLoggerFactory: lazyChildLoggerFactory,
     requestIdHeader: false,
     genReqId: (req) => {
       const v = req.headers['x-request-id']
@@ -147,21 +150,20 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   })
 
   // ---- response headers on every response (callback-style hooks: no promise per request) ----------
-  app.addHook('onSend', (request, reply, payload, done) => {
-    reply.header('x-request-id', request.id)
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('x-frame-options', 'DENY')
-    reply.header('referrer-policy', 'no-referrer')
-    reply.header('cache-control', 'no-store')
-    reply.removeHeader('server')
-    reply.removeHeader('x-powered-by')
+  // (Forwarded responses do not pass through onSend: the forwarder writes their head itself, with the
+  // same headers — response-headers.ts.)
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    setGatewayHeaders(reply)
     done(null, payload)
   })
 
-  // One line per request; request.log carries reqId, and userId once authenticated (child logger).
+  // One line per request, with reqId, and userId once authenticated — the same bindings request.log
+  // carries, written by the root logger so that no per-request child logger is made (request-logger.ts).
   app.addHook('onResponse', (request, reply, done) => {
     const q = request.url.indexOf('?')
-    request.log.info({
+    app.log.info({
+      reqId: request.id,
+      ...(request.identity !== null ? { userId: request.identity.sub } : {}),
       method: request.method,
       path: q === -1 ? request.url : request.url.slice(0, q),
       statusCode: reply.statusCode,
@@ -184,11 +186,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   // 401 without a valid token; with one, 404 — a path that cannot be normalized is outside the route
   // table. Neither the URL nor the path is echoed or logged.
   function answerFrameworkError (error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
-    reply.header('x-request-id', request.id)
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('x-frame-options', 'DENY')
-    reply.header('referrer-policy', 'no-referrer')
-    reply.header('cache-control', 'no-store')
+    setGatewayHeaders(reply)
     const done = (): void => {
       request.log.info({ method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
     }
@@ -219,7 +217,8 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   const forwarder = await registerForwarder(app, {
     origin: config.taskServiceUrl,
     timeoutMs: config.upstreamTimeoutMs,
-    connections: config.upstreamConnections
+    connections: config.upstreamConnections,
+    closeConnections: () => isDraining(app)
   })
 
   // ---- the pipeline -------------------------------------------------------------------------------
@@ -253,7 +252,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   }
 
   // Stages 3+4.
-  function rewriteAndForward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  function rewriteAndForward (request: FastifyRequest, reply: FastifyReply): void {
     const identity = request.identity as Identity
     const route = request.route as AuthorizedRoute
     const socket = request.raw.socket as Socket & { encrypted?: boolean }
@@ -265,7 +264,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
       proto: socket.encrypted === true ? 'https' : 'http',
       forwardAuthorization: config.forwardAuthorization
     })
-    return forwarder.forward(request, reply, route, headers)
+    forwarder.forward(request, reply, route, headers)
   }
 
   app.route({
@@ -276,7 +275,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     handler: rewriteAndForward
   })
   app.setNotFoundHandler({ preHandler: authenticateAndAuthorize }, (request, reply) => {
-    if (request.route !== null) return rewriteAndForward(request, reply)
+    if (request.route !== null) { rewriteAndForward(request, reply); return }
     return sendError(reply, 404, 'not_found', 'no such route')
   })
 

@@ -280,3 +280,86 @@ t.test('Expect: 100-continue is answered only after authentication and authoriza
   t.equal(up.tasks()[0]?.body, '{"title":"x"}', 'the body sent after 100 Continue reached the task service')
   t.notOk('expect' in (up.tasks()[0]?.headers ?? {}), 'Expect is not forwarded')
 })
+
+t.test('a large response reaches a slow reader intact (backpressure from the client to the task service)', async (t) => {
+  // 4 MiB in 64 KiB chunks, each written only when the gateway's socket to the task service drains.
+  const chunk = Buffer.alloc(64 * 1024, 'x')
+  const chunks = 64
+  up.respond((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    let sent = 0
+    const pump = (): void => {
+      while (sent < chunks) {
+        sent++
+        if (!res.write(chunk)) { res.once('drain', pump); return }
+      }
+      res.end()
+    }
+    pump()
+  })
+  const res = await request(gw.url + '/api/tasks', { headers: bearer(token) })
+  t.equal(res.statusCode, 200)
+  let received = 0
+  for await (const c of res.body) {
+    received += (c as Buffer).length
+    // Read slowly at first, so the gateway has to hold the task service back.
+    if (received < 1024 * 1024) await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  t.equal(received, chunk.length * chunks, 'every byte arrived')
+})
+
+t.test('a client that goes away mid-response frees the upstream request (the task service sees its connection closed)', async (t) => {
+  let upstreamClosed = false
+  let heldRes: import('node:http').ServerResponse | undefined
+  up.respond((req, res) => {
+    heldRes = res
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.write('[')
+    req.socket.once('close', () => { upstreamClosed = true })
+    // Never ends the body on its own.
+  })
+  const s = net.connect(gw.port, '127.0.0.1')
+  s.on('error', () => {})
+  let got = ''
+  s.setEncoding('latin1')
+  s.on('data', (c: string) => { got += c })
+  s.write(`GET /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`)
+  await eventually(() => got.includes('\r\n\r\n'))
+  t.match(got, /^HTTP\/1\.1 200 /, 'the head was forwarded before the body finished')
+  s.destroy()
+  await eventually(() => upstreamClosed)
+  t.ok(upstreamClosed, 'the upstream connection was closed when the client left')
+  heldRes?.destroy()
+  up.respond((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') })
+  const after = await call()
+  t.equal(after.status, 200, 'the gateway keeps serving')
+})
+
+t.test('the task service failing mid-body → the client sees a truncated response, never a complete wrong one', async (t) => {
+  up.respond((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+    res.write('[{"id":"1"')
+    setTimeout(() => { res.socket?.destroy() }, 20)
+  })
+  const res = await request(gw.url + '/api/tasks', { headers: bearer(token) })
+  t.equal(res.statusCode, 200, 'the head had already been forwarded')
+  await t.rejects(res.body.text(), 'reading the body fails: the response is incomplete')
+  up.respond((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') })
+  const after = await call()
+  t.equal(after.status, 200, 'the gateway keeps serving')
+})
+
+t.test('a response head Node cannot forward (invalid header value) → 502 JSON', async (t) => {
+  const server = net.createServer((sock) => {
+    sock.once('data', () => {
+      sock.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Odd: a\u0001b\r\nContent-Length: 2\r\n\r\n[]')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const odd = await startGateway({ TASK_SERVICE_URL: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}` })
+  t.teardown(() => odd.close())
+  const r = await call('GET', '/api/tasks', undefined, odd)
+  t.ok(r.status === 502, `502 (got ${r.status})`)
+  t.equal(r.json.error?.code, 'upstream_unavailable')
+})

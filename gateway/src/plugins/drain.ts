@@ -14,20 +14,24 @@ export function registerDrain (app: FastifyInstance): void {
   // Every response sent once the stop has begun closes its connection — also those of requests that
   // were already in flight — so no keep-alive connection outlives the close (app.close() would wait for
   // it until the keep-alive timeout, past the grace period).
-  app.addHook('onSend', async (_request, reply, payload) => {
+  // (Forwarded responses write their head in the forwarder, which asks isDraining() itself.)
+  // Callback-style hooks: no promise per request on the hot path.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining.has(app)) reply.header('connection', 'close')
-    return payload
+    done(null, payload)
   })
-  app.addHook('onRequest', async (request, reply) => {
-    if (!draining.has(app)) return
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!draining.has(app)) { done(); return }
     const q = request.url.indexOf('?')
     if (request.method === 'GET' && (q === -1 ? request.url : request.url.slice(0, q)) === '/readyz') {
-      await reply
+      reply
         .code(503)
         .header('content-type', 'application/json; charset=utf-8')
         .header('cache-control', 'no-store')
         .send(JSON.stringify({ status: 'draining', checks: { shutdown: 'draining' } }))
+      return
     }
+    done()
   })
 }
 

@@ -1,0 +1,39 @@
+// Headers the gateway puts on every response, whoever produced the body: the gateway itself (errors,
+// health, OpenAPI) through Fastify's reply, or the task service through the forwarder, which writes
+// the response head itself. One list, so the two paths cannot drift apart.
+import type { FastifyReply } from 'fastify'
+
+/** Security headers on every response. `cache-control: no-store`: every API answer is per-user. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store'
+})
+
+const SECURITY_HEADER_ENTRIES = Object.entries(SECURITY_HEADERS)
+
+/** Headers a response must never carry (version banners). */
+export const BANNER_HEADERS: readonly string[] = ['server', 'x-powered-by']
+
+/** Sets the request id and the security headers on a reply Fastify is about to send. */
+export function setGatewayHeaders (reply: FastifyReply): void {
+  reply.header('x-request-id', reply.request.id)
+  for (const [name, value] of SECURITY_HEADER_ENTRIES) reply.header(name, value)
+  for (const name of BANNER_HEADERS) reply.removeHeader(name)
+}
+
+/**
+ * Writes the gateway's headers over `out` (a response head the forwarder is about to write itself):
+ * headers already set on the reply by earlier hooks (CORS, rate limit), the request id, the security
+ * headers. They win over any header of the same name from the task service.
+ */
+export function applyGatewayHeaders (out: Record<string, string | string[]>, reply: FastifyReply): void {
+  const own = reply.getHeaders()
+  for (const name in own) {
+    const value = own[name]
+    if (value !== undefined) out[name] = typeof value === 'number' ? String(value) : value
+  }
+  out['x-request-id'] = String(reply.request.id)
+  for (const [name, value] of SECURITY_HEADER_ENTRIES) out[name] = value
+}
