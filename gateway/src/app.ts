@@ -2,7 +2,7 @@
 // buildApp() assembles the pipeline; the caller (server.ts, or a test) listens.
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type HookHandlerDoneFunction } from 'fastify'
 import cors from '@fastify/cors'
 import type { GatewayConfig } from './config.js'
 import { AuthError, errorBody, sendAuthError, sendError } from './errors.js'
@@ -223,32 +223,47 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
 
   // ---- the pipeline -------------------------------------------------------------------------------
   // Stages 1+2 run in onRequest: before any body byte is read, before content-type handling.
-  async function authenticateAndAuthorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    let identity: Identity
+  // Callback-style (no promise per request): a cached or HMAC verification completes synchronously;
+  // only a JWKS refetch makes authentication wait.
+  function authenticateAndAuthorize (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    let result: Identity | Promise<Identity>
     try {
-      const r = authenticator.authenticate(request.raw.rawHeaders)
-      identity = r instanceof Promise ? await r : r
+      result = authenticator.authenticate(request.raw.rawHeaders)
     } catch (err) {
-      if (err instanceof AuthError) {
-        request.log.info({ authError: err.code }, 'authentication failed')
-        await sendAuthError(reply, err.code)
-        return
-      }
-      throw err
+      refuseAuthentication(request, reply, err, done)
+      return
     }
+    if (result instanceof Promise) {
+      result.then((identity) => { authorizeIdentity(request, reply, identity, done) }, (err: unknown) => { refuseAuthentication(request, reply, err, done) })
+    } else {
+      authorizeIdentity(request, reply, result, done)
+    }
+  }
+
+  function refuseAuthentication (request: FastifyRequest, reply: FastifyReply, err: unknown, done: HookHandlerDoneFunction): void {
+    if (err instanceof AuthError) {
+      request.log.info({ authError: err.code }, 'authentication failed')
+      sendAuthError(reply, err.code)
+      return
+    }
+    done(err instanceof Error ? err : new Error(String(err)))
+  }
+
+  function authorizeIdentity (request: FastifyRequest, reply: FastifyReply, identity: Identity, done: HookHandlerDoneFunction): void {
     request.identity = identity
     request.log = request.log.child({ userId: identity.sub })
     const route = authorize(request.method, request.raw.url ?? '', identity)
     if (isRejection(route)) {
       if (route.allow !== undefined) reply.header('allow', route.allow)
-      await sendError(reply, route.status, route.code, route.message)
+      sendError(reply, route.status, route.code, route.message)
       return
     }
     if (request.headers.upgrade !== undefined) {
-      await sendError(reply, 400, 'upgrade_not_supported', 'protocol upgrades are not supported')
+      sendError(reply, 400, 'upgrade_not_supported', 'protocol upgrades are not supported')
       return
     }
     request.route = route
+    done()
   }
 
   // Stages 3+4.

@@ -14,13 +14,16 @@ import type { ServerLimitSettings } from './limits-config.js'
 export function registerSlowClientLimits (app: FastifyInstance, settings: ServerLimitSettings): void {
   if (settings.maxConnections > 0) app.server.maxConnections = settings.maxConnections
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const cl = request.headers['content-length']
-    if (cl === undefined) return
-    const n = Number(cl)
-    if (Number.isFinite(n) && n > settings.maxBodyBytes) {
-      reply.header('connection', 'close')
-      await sendError(reply, 413, 'payload_too_large', `request body larger than ${settings.maxBodyBytes} bytes`)
+    if (cl !== undefined) {
+      const n = Number(cl)
+      if (Number.isFinite(n) && n > settings.maxBodyBytes) {
+        reply.header('connection', 'close')
+        sendError(reply, 413, 'payload_too_large', `request body larger than ${settings.maxBodyBytes} bytes`)
+        return
+      }
     }
+    done()
   })
 }
