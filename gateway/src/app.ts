@@ -20,6 +20,7 @@ import { registerSlowClientLimits } from './plugins/slow-clients.js'
 import { isDraining, registerDrain } from './plugins/drain.js'
 import { setGatewayHeaders } from './response-headers.js'
 import { lazyChildLoggerFactory } from './request-logger.js'
+import { bufferedStdout } from './log-destination.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -68,13 +69,18 @@ function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, 
 }
 
 export async function buildApp (config: GatewayConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  // stdout in batches (log-destination.ts) unless a test gives its own stream or LOG_BUFFER_BYTES=0.
+  const logDestination = options.logger === undefined && options.logStream === undefined && config.logBufferBytes > 0
+    ? bufferedStdout(config.logBufferBytes)
+    : undefined
+  const logStream = options.logStream ?? logDestination?.stream
   const logger: FastifyServerOptions['logger'] = options.logger ?? {
     level: config.logLevel,
     redact: {
       paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'],
       censor: '[redacted]'
     },
-    ...(options.logStream !== undefined ? { stream: options.logStream } : {})
+    ...(logStream !== undefined ? { stream: logStream } : {})
   }
 
   const limits = config.limits ?? loadLimitsConfig({})
@@ -98,6 +104,9 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     // Malformed percent-encoding and the like, found by the router before any hook runs.
     frameworkErrors: (error, request, reply) => { answerFrameworkError(error, request, reply) }
   })
+
+  // Registered first, so it runs last: every other onClose hook can still log.
+  if (logDestination !== undefined) app.addHook('onClose', (_instance, done) => { logDestination.close(); done() })
 
   app.decorateRequest('identity', null)
   app.decorateRequest('route', null)

@@ -51,6 +51,11 @@ export interface GatewayConfig {
   upstreamConnections: number
   forwardAuthorization: boolean
   logLevel: LogLevel
+  /**
+   * Bytes of log output collected before one write to stdout (0: every line written at once). Lines
+   * are written at the latest LOG_FLUSH_INTERVAL_MS after they were logged, and when the gateway stops.
+   */
+  logBufferBytes: number
   /** Rate limits, load shedding, slow-client limits (plugins/limits-config.ts); defaults when absent. */
   limits?: LimitsConfig
 }
@@ -174,6 +179,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     upstreamConnections: int(env, 'UPSTREAM_CONNECTIONS', 128, 1, 10_000),
     forwardAuthorization: bool(env, 'FORWARD_AUTHORIZATION', false),
     logLevel: logLevel as LogLevel,
+    logBufferBytes: int(env, 'LOG_BUFFER_BYTES', 4096, 0, 1_048_576),
     limits: loadLimitsConfig(env)
   }
 }

@@ -53,7 +53,8 @@ t.test('every setting is read', async (t) => {
     PORT: '9000', HOST: '0.0.0.0', TASK_SERVICE_URL: 'http://tasks:3001/', JWT_SECRET: SECRET, JWKS_URL: 'https://idp.example/jwks',
     JWT_ALGORITHMS: 'HS256,HS512,EdDSA', JWT_CLOCK_TOLERANCE: '0', CORS_ORIGINS: 'http://localhost:3000, https://app.example.com',
     UPSTREAM_TIMEOUT_MS: '2500', FORWARD_AUTHORIZATION: 'true', LOG_LEVEL: 'warn', JWKS_REFRESH_MS: '60000',
-    JWKS_COOLDOWN_MS: '500', JWKS_STALE_MAX_MS: '7200000', JWKS_TIMEOUT_MS: '1000', JWT_CACHE_MAX_ENTRIES: '50', UPSTREAM_CONNECTIONS: '16'
+    JWKS_COOLDOWN_MS: '500', JWKS_STALE_MAX_MS: '7200000', JWKS_TIMEOUT_MS: '1000', JWT_CACHE_MAX_ENTRIES: '50', UPSTREAM_CONNECTIONS: '16',
+    LOG_BUFFER_BYTES: '0'
   })
   t.equal(c.port, 9000)
   t.equal(c.host, '0.0.0.0')
@@ -68,6 +69,8 @@ t.test('every setting is read', async (t) => {
   t.same(c.jwt.jwks, { url: 'https://idp.example/jwks', refreshMs: 60_000, cooldownMs: 500, staleMaxMs: 7_200_000, timeoutMs: 1_000 })
   t.equal(c.verificationCacheMaxEntries, 50)
   t.equal(c.upstreamConnections, 16)
+  t.equal(c.logBufferBytes, 0)
+  t.equal(loadConfig({ JWT_SECRET: SECRET }).logBufferBytes, 4096, 'batched by default')
 })
 
 const FAILS: Array<[string, Record<string, string>, RegExp]> = [
@@ -86,6 +89,7 @@ const FAILS: Array<[string, Record<string, string>, RegExp]> = [
   ['bad FORWARD_AUTHORIZATION', { JWT_SECRET: SECRET, FORWARD_AUTHORIZATION: 'maybe' }, /FORWARD_AUTHORIZATION must be "true" or "false"/],
   ['bad LOG_LEVEL', { JWT_SECRET: SECRET, LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
   ['bad UPSTREAM_TIMEOUT_MS', { JWT_SECRET: SECRET, UPSTREAM_TIMEOUT_MS: '0' }, /UPSTREAM_TIMEOUT_MS must be a whole number between 1/],
+  ['bad LOG_BUFFER_BYTES', { JWT_SECRET: SECRET, LOG_BUFFER_BYTES: '4k' }, /LOG_BUFFER_BYTES must be a whole number between 0/],
   ['bad JWT_CLOCK_TOLERANCE', { JWT_SECRET: SECRET, JWT_CLOCK_TOLERANCE: '-1' }, /JWT_CLOCK_TOLERANCE/]
 ]
 for (const [name, env, message] of FAILS) {
