@@ -19,7 +19,7 @@ import { registerRateLimit } from './plugins/rate-limit.js'
 import { registerSlowClientLimits } from './plugins/slow-clients.js'
 import { isDraining, registerDrain } from './plugins/drain.js'
 import { setGatewayHeaders } from './response-headers.js'
-import { lazyChildLoggerFactory } from './request-logger.js'
+import { lazyChildLoggerFactory, withBinding } from './request-logger.js'
 import { bufferedStdout } from './log-destination.js'
 
 declare module 'fastify' {
@@ -260,7 +260,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
 
   function authorizeIdentity (request: FastifyRequest, reply: FastifyReply, identity: Identity, done: HookHandlerDoneFunction): void {
     request.identity = identity
-    request.log = request.log.child({ userId: identity.sub })
+    request.log = withBinding(request.log, 'userId', identity.sub)
     const route = authorize(request.method, request.raw.url ?? '', identity)
     if (isRejection(route)) {
       if (route.allow !== undefined) reply.header('allow', route.allow)

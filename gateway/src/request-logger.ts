@@ -53,6 +53,17 @@ export class LazyChildLogger {
     return new LazyChildLogger(this.parent, { ...this.bindings, ...bindings }) as unknown as FastifyBaseLogger
   }
 
+  /**
+   * Adds a binding to this logger itself, for the lines it writes from now on — like replacing it by
+   * child({ [key]: value }) without making a new logger. Only before its first line (after that,
+   * pino has serialized the bindings): returns false then, and the caller makes a child instead.
+   */
+  bind (key: string, value: unknown): boolean {
+    if (this.#real !== undefined) return false
+    this.bindings[key] = value
+    return true
+  }
+
   private write (level: Level, args: LogArgs): void {
     const logger = this.#real ?? this.parent
     if (!levelEnabled(logger, level)) return
@@ -64,6 +75,12 @@ export class LazyChildLogger {
     this.#real ??= this.parent.child(this.bindings)
     return this.#real
   }
+}
+
+/** request.log with one more binding: the same lazy logger when it can take it, else a child. */
+export function withBinding (logger: FastifyBaseLogger, key: string, value: unknown): FastifyBaseLogger {
+  if (logger instanceof LazyChildLogger && logger.bind(key, value)) return logger
+  return logger.child({ [key]: value })
 }
 
 /** Fastify's `childLoggerFactory`: a lazy child, or pino's own when a route sets logger options. */

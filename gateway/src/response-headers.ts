@@ -23,17 +23,23 @@ export function setGatewayHeaders (reply: FastifyReply): void {
   for (const name of BANNER_HEADERS) reply.removeHeader(name)
 }
 
+const SECURITY_HEADER_NAMES = new Set(Object.keys(SECURITY_HEADERS))
+
 /**
- * Writes the gateway's headers over `out` (a response head the forwarder is about to write itself):
- * headers already set on the reply by earlier hooks (CORS, rate limit), the request id, the security
- * headers. They win over any header of the same name from the task service.
+ * Appends the gateway's headers to `out`, a flat [name, value, …] response head the forwarder is about
+ * to write itself: headers already set on the reply by earlier hooks (CORS, rate limit), the request
+ * id, the security headers. Returns a test for the names it set: a header of the same name from the
+ * task service must be left out (the gateway's wins).
  */
-export function applyGatewayHeaders (out: Record<string, string | string[]>, reply: FastifyReply): void {
+export function appendGatewayHeaders (out: string[], reply: FastifyReply): (name: string) => boolean {
   const own = reply.getHeaders()
   for (const name in own) {
     const value = own[name]
-    if (value !== undefined) out[name] = typeof value === 'number' ? String(value) : value
+    if (value === undefined) continue
+    if (Array.isArray(value)) for (const v of value) out.push(name, v)
+    else out.push(name, typeof value === 'number' ? String(value) : value)
   }
-  out['x-request-id'] = String(reply.request.id)
-  for (const [name, value] of SECURITY_HEADER_ENTRIES) out[name] = value
+  out.push('x-request-id', String(reply.request.id))
+  for (const [name, value] of SECURITY_HEADER_ENTRIES) out.push(name, value)
+  return (name) => name === 'x-request-id' || SECURITY_HEADER_NAMES.has(name) || Object.hasOwn(own, name)
 }

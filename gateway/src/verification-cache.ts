@@ -10,7 +10,8 @@
 // A JavaScript Map iterates in insertion order, which gives LRU by delete-and-reinsert on a hit.
 
 export interface CachedVerification {
-  sub: string
+  /** The verified identity, frozen: handed out as is on every hit. */
+  identity: Readonly<{ sub: string }>
   /** Epoch milliseconds after which the entry must not be used (token exp, at the latest). */
   expiresAtMs: number
   /** True when verified with a JWKS key: such an entry is only served while the key set is usable. */

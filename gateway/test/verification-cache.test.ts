@@ -2,7 +2,7 @@
 // cached, exact-token keying. Behaviour only (no timing assertions).
 import t from 'tap'
 import { request } from 'undici'
-import { VerificationCache } from '../src/verification-cache.js'
+import { VerificationCache, type CachedVerification } from '../src/verification-cache.js'
 import { createAuthenticator, type KeyResolver } from '../src/pipeline/authenticate.js'
 import { JwksKeyStore } from '../src/keys/jwks.js'
 import { importJwk, type VerificationKey } from '../src/keys/import.js'
@@ -20,19 +20,19 @@ t.before(async () => {
 t.test('an entry expires at its exp (injected clock)', async (t) => {
   let now = 0
   const c = new VerificationCache(10, 2048, () => now)
-  c.set('tok', { sub: 'a', expiresAtMs: 1_000, viaJwks: false })
+  c.set('tok', { identity: { sub: 'a' }, expiresAtMs: 1_000, viaJwks: false })
   now = 999
-  t.same(c.get('tok'), { sub: 'a', expiresAtMs: 1_000, viaJwks: false })
+  t.same(c.get('tok'), { identity: { sub: 'a' }, expiresAtMs: 1_000, viaJwks: false })
   now = 1_000
   t.equal(c.get('tok'), undefined, 'gone at exp')
   t.equal(c.size, 0, 'and removed')
-  c.set('late', { sub: 'b', expiresAtMs: 500, viaJwks: false })
+  c.set('late', { identity: { sub: 'b' }, expiresAtMs: 500, viaJwks: false })
   t.equal(c.size, 0, 'an already-expired entry is never stored')
 })
 
 t.test('LRU eviction at maxEntries: the least recently used goes first', async (t) => {
   const c = new VerificationCache(3, 2048, () => 0)
-  const e = (sub: string): { sub: string, expiresAtMs: number, viaJwks: boolean } => ({ sub, expiresAtMs: 10, viaJwks: false })
+  const e = (sub: string): CachedVerification => ({ identity: { sub }, expiresAtMs: 10, viaJwks: false })
   c.set('a', e('a'))
   c.set('b', e('b'))
   c.set('c', e('c'))
@@ -47,12 +47,12 @@ t.test('LRU eviction at maxEntries: the least recently used goes first', async (
 
 t.test('bounds: long tokens are not cached; maxEntries 0 disables; clear() empties', async (t) => {
   const c = new VerificationCache(5, 10, () => 0)
-  c.set('x'.repeat(11), { sub: 'a', expiresAtMs: 10, viaJwks: false })
+  c.set('x'.repeat(11), { identity: { sub: 'a' }, expiresAtMs: 10, viaJwks: false })
   t.equal(c.size, 0)
   const off = new VerificationCache(0, 2048, () => 0)
-  off.set('a', { sub: 'a', expiresAtMs: 10, viaJwks: false })
+  off.set('a', { identity: { sub: 'a' }, expiresAtMs: 10, viaJwks: false })
   t.equal(off.size, 0)
-  c.set('ok', { sub: 'a', expiresAtMs: 10, viaJwks: false })
+  c.set('ok', { identity: { sub: 'a' }, expiresAtMs: 10, viaJwks: false })
   c.clear()
   t.equal(c.size, 0)
 })

@@ -162,7 +162,7 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
     if (!validSubject(sub)) fail('invalid_subject')
     // Cache until exp at the latest, and only if the key set did not change while we verified.
     if (cache !== undefined && (keyGeneration === undefined || keyGeneration === currentGeneration())) {
-      cache.set(token, { sub, expiresAtMs: exp * 1000, viaJwks: keyGeneration !== undefined })
+      cache.set(token, { identity: Object.freeze({ sub }), expiresAtMs: exp * 1000, viaJwks: keyGeneration !== undefined })
     }
     return { sub }
   }
@@ -171,7 +171,7 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
   function verifyToken (token: string): Identity | Promise<Identity> {
     if (cache !== undefined) {
       const hit = cache.get(token)
-      if (hit !== undefined && (!hit.viaJwks || keysUsable())) return { sub: hit.sub }
+      if (hit !== undefined && (!hit.viaJwks || keysUsable())) return hit.identity
     }
     if (token.length > MAX_TOKEN_LENGTH) fail('malformed_token')
     const m = JWS.exec(token)

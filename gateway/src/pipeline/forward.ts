@@ -36,7 +36,7 @@ import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
 import { sendError } from '../errors.js'
-import { applyGatewayHeaders } from '../response-headers.js'
+import { appendGatewayHeaders } from '../response-headers.js'
 import type { AuthorizedRoute } from './authorize.js'
 
 export interface ForwardOptions {
@@ -123,8 +123,12 @@ export function rewriteLink (value: string, prefix: string, upstreamOrigin: stri
   return dropped ? undefined : out
 }
 
-function rewriteResponseHeaders (headers: Record<string, string | string[] | undefined>, prefix: string, origin: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>
+/**
+ * The task service's response headers as the client gets them, appended to `out` as a flat
+ * [name, value, …] list (what writeHead takes without building an object; repeated names such as
+ * set-cookie stay separate lines). Names for which `owned` is true are the gateway's and are skipped.
+ */
+function appendResponseHeaders (out: string[], headers: Record<string, string | string[] | undefined>, prefix: string, origin: string, owned: (name: string) => boolean): void {
   let listed: string[] | undefined
   const conn = headers.connection
   if (typeof conn === 'string') listed = conn.toLowerCase().split(',').map((s) => s.trim())
@@ -132,32 +136,34 @@ function rewriteResponseHeaders (headers: Record<string, string | string[] | und
     const v = headers[name]
     if (v === undefined) continue
     const lower = name.toLowerCase()
-    if (DROP_RESPONSE.has(lower) || listed?.includes(lower) === true) continue
-    if (lower === 'location') {
-      const r = toPublicReference(Array.isArray(v) ? (v[0] ?? '') : v, prefix, origin)
-      if (r !== undefined) out[lower] = r
-      continue
+    if (DROP_RESPONSE.has(lower) || listed?.includes(lower) === true || owned(lower)) continue
+    const first = Array.isArray(v) ? (v[0] ?? '') : v
+    let r: string | undefined
+    switch (lower) {
+      case 'location':
+        r = toPublicReference(first, prefix, origin)
+        if (r !== undefined) out.push(lower, r)
+        continue
+      case 'content-location':
+        r = toPublicPathOnly(first, prefix, origin)
+        if (r !== undefined) out.push(lower, r)
+        continue
+      case 'refresh':
+        r = rewriteRefresh(first, prefix, origin)
+        if (r !== undefined) out.push(lower, r)
+        continue
+      case 'link':
+        for (const x of Array.isArray(v) ? v : [v]) {
+          r = rewriteLink(x, prefix, origin)
+          if (r !== undefined) out.push(lower, r)
+        }
+        continue
+      default:
+        if (Array.isArray(v)) for (const x of v) out.push(lower, x)
+        else out.push(lower, v)
     }
-    if (lower === 'content-location') {
-      const r = toPublicPathOnly(Array.isArray(v) ? (v[0] ?? '') : v, prefix, origin)
-      if (r !== undefined) out[lower] = r
-      continue
-    }
-    if (lower === 'refresh') {
-      const r = rewriteRefresh(Array.isArray(v) ? (v[0] ?? '') : v, prefix, origin)
-      if (r !== undefined) out[lower] = r
-      continue
-    }
-    if (lower === 'link') {
-      const values = (Array.isArray(v) ? v : [v]).map((x) => rewriteLink(x, prefix, origin)).filter((x): x is string => x !== undefined)
-      if (values.length > 0) out[lower] = values.length === 1 ? (values[0] as string) : values
-      continue
-    }
-    out[lower] = v
   }
-  return out
 }
-
 
 /** How long one upstream readiness result is reused by /readyz. */
 export const READINESS_TTL_MS = 1_000
@@ -236,9 +242,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     clearTimeout(this.timer)
-    const out = rewriteResponseHeaders(headers, this.prefix, this.settings.origin)
-    applyGatewayHeaders(out, this.reply)
-    if (this.settings.closeConnections?.() === true) out.connection = 'close'
+    const out: string[] = []
+    const owned = appendGatewayHeaders(out, this.reply)
+    appendResponseHeaders(out, headers, this.prefix, this.settings.origin, owned)
+    if (this.settings.closeConnections?.() === true) out.push('connection', 'close')
     try {
       this.res.writeHead(statusCode, out)
     } catch (err) {
