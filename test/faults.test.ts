@@ -2,8 +2,9 @@
 // bounded in requests and seconds). Single-request fault cases live next to the code they test
 // (gateway/test/forward.test.ts, gateway/test/jwks.test.ts, task-service/test/resilience.test.ts); here
 // the faults hit while many users are mid-flight, and the model checks that nothing acknowledged was lost.
-//  - task service refusing, resetting, answering garbage (a fault proxy between gateway and task
-//    service): only 502 JSON, no request hangs, the gateway recovers by itself;
+//  - task service refusing, resetting, hanging, slow or answering garbage (a fault proxy between gateway
+//    and task service): only 502/504 JSON within the deadline, no request hangs, the gateway recovers
+//    by itself;
 // The gateways here share their event loop with the database and the load generator, so load shedding
 // (which measures that loop) is off in them; it is tested on its own in gateway/test/load-shedding.test.ts.
 //  - the database going away mid-run: 503 through the gateway, no partial or lost writes, recovery;
@@ -48,7 +49,7 @@ function assertModel (t: T, r: WorkloadResult, allowed: number[]): void {
   t.equal(r.phantoms, 0, 'no task appeared that the client never asked for')
 }
 
-t.test('task service down, resetting or answering garbage — alone and under load', async (t) => {
+t.test('task service down, resetting, hanging, slow or answering garbage — alone and under load', async (t) => {
   const taskService = await startTaskService(t)
   const proxy = new FaultProxy({ host: '127.0.0.1', port: Number(new URL(originOf(taskService)).port) })
     await proxy.start()
@@ -57,13 +58,13 @@ t.test('task service down, resetting or answering garbage — alone and under lo
   const base = originOf(gateway)
   const token = await mintDevToken({ secret: STACK_SECRET, subject: 'fault-prober', ttlSeconds: 600 })
 
-  // 'hang' and 'slow' (→ 504) are left out here: after them this test process does not exit by itself
-  // (a busy loop after the run, still under investigation, see docs/reliability.md); the single-request
-  // 504 cases are in gateway/test/forward.test.ts.
+  // 'slow' holds every answer back 2 s: past the 500 ms deadline, so 504 as surely as 'hang'.
   const expected: Array<[FaultMode, number, string]> = [
     ['refuse', 502, 'upstream_unavailable'],
     ['reset', 502, 'upstream_unavailable'],
-    ['garbage', 502, 'upstream_unavailable']
+    ['garbage', 502, 'upstream_unavailable'],
+    ['hang', 504, 'upstream_timeout'],
+    ['slow', 504, 'upstream_timeout']
   ]
   for (const [mode, status, code] of expected) {
     await proxy.set(mode)
@@ -78,7 +79,7 @@ t.test('task service down, resetting or answering garbage — alone and under lo
 
   // The same faults, cycling while 20 users work.
   const deadline = Date.now() + 4_000
-  const load = new Workload({ targets: [base], secret: STACK_SECRET, users: 20, deadline, tolerated: new Set([502]), requestTimeoutMs: 10_000 })
+  const load = new Workload({ targets: [base], secret: STACK_SECRET, users: 20, deadline, tolerated: new Set([502, 504]), requestTimeoutMs: 10_000 })
   await load.init()
   t.teardown(() => load.close())
   const running = load.run()
@@ -96,8 +97,8 @@ t.test('task service down, resetting or answering garbage — alone and under lo
   const r = await running
   await load.verify()
   t.ok(cycles > 0, `${cycles} full fault cycles ran during the load`)
-  t.ok(r.tolerated > 0, `${r.tolerated} requests met a fault (502)`)
-  assertModel(t, r, [200, 201, 204, 404, 502])
+  t.ok(r.tolerated > 0, `${r.tolerated} requests met a fault (502/504)`)
+  assertModel(t, r, [200, 201, 204, 404, 502, 504])
   const after = await Promise.all(Array.from({ length: 20 }, async () => (await get(base + '/api/tasks', token)).status))
   t.same([...new Set(after)], [200], 'recovered by itself: 20 requests after the faults all 200')
 })
