@@ -36,7 +36,7 @@ const UNLIMITED_PATHS = new Set(['/healthz', '/readyz'])
 export const REDIS_READY_WAIT_MS = 2_000
 
 /** Distinct keys (IPs, users) each in-memory limiter tracks; the least recently seen is forgotten. */
-export const LOCAL_STORE_KEYS = 50_000
+export const LOCAL_STORE_KEYS = 10_000
 
 export interface RateLimitHandle {
   redis: Redis | undefined
