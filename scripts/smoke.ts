@@ -33,7 +33,9 @@ const stack = spawn('npm', ['start'], {
 let stackLog = ''
 stack.stdout.on('data', (chunk: Buffer) => { stackLog += chunk.toString() })
 stack.stderr.on('data', (chunk: Buffer) => { stackLog += chunk.toString() })
-const stackExited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => stack.once('exit', (code, signal) => resolve({ code, signal })))
+// 'close', not 'exit': 'exit' can come before the last lines the launcher wrote ("[stack] stopped") have
+// been read from its stdout; 'close' comes after its output streams have ended.
+const stackExited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => stack.once('close', (code, signal) => resolve({ code, signal })))
 const killTimer = setTimeout(() => {
   process.stdout.write('smoke: deadline reached, stopping\n')
   try { process.kill(-stack.pid!, 'SIGKILL') } catch { /* already gone */ }
