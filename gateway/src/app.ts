@@ -243,7 +243,14 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
       return
     }
     if (result instanceof Promise) {
-      result.then((identity) => { authorizeIdentity(request, reply, identity, done) }, (err: unknown) => { refuseAuthentication(request, reply, err, done) })
+      result.then((identity) => {
+        // A throw here would otherwise be an unhandled rejection (which stops the process): a 500 instead.
+        try {
+          authorizeIdentity(request, reply, identity, done)
+        } catch (err) {
+          done(err instanceof Error ? err : new Error(String(err)))
+        }
+      }, (err: unknown) => { refuseAuthentication(request, reply, err, done) })
     } else {
       authorizeIdentity(request, reply, result, done)
     }

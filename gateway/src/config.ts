@@ -179,7 +179,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     upstreamConnections: int(env, 'UPSTREAM_CONNECTIONS', 128, 1, 10_000),
     forwardAuthorization: bool(env, 'FORWARD_AUTHORIZATION', false),
     logLevel: logLevel as LogLevel,
-    logBufferBytes: int(env, 'LOG_BUFFER_BYTES', 4096, 0, 1_048_576),
+    // At most 8 KiB: pino's destination refuses a buffer of its write size (16 KiB) or more.
+    logBufferBytes: int(env, 'LOG_BUFFER_BYTES', 4096, 0, 8192),
     limits: loadLimitsConfig(env)
   }
 }

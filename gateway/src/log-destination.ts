@@ -20,7 +20,28 @@ export interface LogDestination {
 
 export function bufferedStdout (bufferBytes: number): LogDestination {
   const dest = pino.destination({ dest: 1, minLength: bufferBytes, sync: true })
+  // Whether anything was written since the last flush: the timer writes only then (flushing an empty
+  // buffer would still cost a write).
+  let pending = false
+  const stream: pino.DestinationStream = {
+    write (line: string) {
+      pending = true
+      dest.write(line)
+    }
+  }
   const flush = (): void => {
+    if (!pending) return
+    pending = false
+    try {
+      // flush(), not flushSync(): a write of what is pending, without the fsync flushSync adds (a disk
+      // flush every second when stdout is a file).
+      dest.flush()
+    } catch {
+      // stdout gone (closed pipe): nothing left to write to.
+    }
+  }
+  // On close and at exit: everything, synchronously, before the process can end.
+  const flushAll = (): void => {
     try {
       dest.flushSync()
     } catch {
@@ -29,16 +50,16 @@ export function bufferedStdout (bufferBytes: number): LogDestination {
   }
   const timer = setInterval(flush, FLUSH_INTERVAL_MS)
   timer.unref()
-  process.once('exit', flush)
+  process.once('exit', flushAll)
   let closed = false
   return {
-    stream: dest,
+    stream,
     close () {
       if (closed) return
       closed = true
       clearInterval(timer)
-      process.off('exit', flush)
-      flush()
+      process.off('exit', flushAll)
+      flushAll()
     }
   }
 }

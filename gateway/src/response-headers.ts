@@ -41,5 +41,7 @@ export function appendGatewayHeaders (out: string[], reply: FastifyReply): (name
   }
   out.push('x-request-id', String(reply.request.id))
   for (const [name, value] of SECURITY_HEADER_ENTRIES) out.push(name, value)
-  return (name) => name === 'x-request-id' || SECURITY_HEADER_NAMES.has(name) || Object.hasOwn(own, name)
+  // Vary is a list both sides add to (CORS: Origin; the task service: whatever its answer varies on):
+  // both lines go out. Every other name the gateway set is the gateway's alone.
+  return (name) => name !== 'vary' && (name === 'x-request-id' || SECURITY_HEADER_NAMES.has(name) || Object.hasOwn(own, name))
 }

@@ -90,6 +90,7 @@ const FAILS: Array<[string, Record<string, string>, RegExp]> = [
   ['bad LOG_LEVEL', { JWT_SECRET: SECRET, LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
   ['bad UPSTREAM_TIMEOUT_MS', { JWT_SECRET: SECRET, UPSTREAM_TIMEOUT_MS: '0' }, /UPSTREAM_TIMEOUT_MS must be a whole number between 1/],
   ['bad LOG_BUFFER_BYTES', { JWT_SECRET: SECRET, LOG_BUFFER_BYTES: '4k' }, /LOG_BUFFER_BYTES must be a whole number between 0/],
+  ['LOG_BUFFER_BYTES too large', { JWT_SECRET: SECRET, LOG_BUFFER_BYTES: '16384' }, /LOG_BUFFER_BYTES must be a whole number between 0 and 8192/],
   ['bad JWT_CLOCK_TOLERANCE', { JWT_SECRET: SECRET, JWT_CLOCK_TOLERANCE: '-1' }, /JWT_CLOCK_TOLERANCE/]
 ]
 for (const [name, env, message] of FAILS) {

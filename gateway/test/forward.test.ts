@@ -363,3 +363,64 @@ t.test('a response head Node cannot forward (invalid header value) → 502 JSON'
   t.ok(r.status === 502, `502 (got ${r.status})`)
   t.equal(r.json.error?.code, 'upstream_unavailable')
 })
+
+async function rawUpstream (t: import('tap').Test, answer: (sock: net.Socket) => void): Promise<RunningGateway> {
+  const server = net.createServer((sock) => {
+    sock.on('error', () => {})
+    sock.once('data', () => { answer(sock) })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.close(() => resolve()) }))
+  const g = await startGateway({ TASK_SERVICE_URL: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}` })
+  t.teardown(() => g.close())
+  return g
+}
+
+t.test('an interim 103 Early Hints from the task service is skipped; the final answer is forwarded', async (t) => {
+  const g = await rawUpstream(t, (sock) => {
+    sock.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n')
+    setTimeout(() => { sock.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]') }, 20)
+  })
+  const r = await call('GET', '/api/tasks', undefined, g)
+  t.equal(r.status, 200)
+  t.equal(r.text, '[]')
+})
+
+t.test('headers the task service names in Connection are dropped, also when Connection comes twice', async (t) => {
+  const g = await rawUpstream(t, (sock) => {
+    sock.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: x-internal-a\r\nConnection: x-internal-b, close\r\nX-Internal-A: 1\r\nX-Internal-B: 2\r\nX-Kept: 3\r\nContent-Length: 2\r\n\r\n[]')
+  })
+  const res = await request(g.url + '/api/tasks', { headers: bearer(token) })
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+  t.notOk('x-internal-a' in res.headers, 'listed in the first Connection line')
+  t.notOk('x-internal-b' in res.headers, 'listed in the second')
+  t.equal(res.headers['x-kept'], '3', 'other headers pass')
+})
+
+t.test('the task service answering before it read the body → the client\'s connection is closed after the answer', async (t) => {
+  const g = await rawUpstream(t, (sock) => {
+    sock.end('HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}')
+  })
+  const res = await request(g.url + '/api/tasks', { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: Buffer.alloc(2 * 1024 * 1024, 'a') }).catch((err: Error) => err)
+  if (res instanceof Error) {
+    // The gateway may close while the client is still sending; what must not happen is a hang.
+    t.pass(`the connection ended (${res.message})`)
+    return
+  }
+  await res.body.dump()
+  t.equal(res.statusCode, 413, 'the task service\'s answer is forwarded')
+  t.equal(res.headers.connection, 'close', 'with Connection: close: the unread rest of the body is not taken for a next request')
+})
+
+t.test('Vary from the task service is kept next to the gateway\'s own (CORS: Origin)', async (t) => {
+  const g = await startGateway({ TASK_SERVICE_URL: up.url, CORS_ORIGINS: 'http://localhost:3000' })
+  t.teardown(() => g.close())
+  up.respond((_req, res) => { res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Encoding' }).end('[]') })
+  const res = await request(g.url + '/api/tasks', { headers: { ...bearer(token), origin: 'http://localhost:3000' } })
+  await res.body.dump()
+  const vary = [res.headers.vary].flat().join(',').toLowerCase()
+  t.match(vary, /origin/, 'the gateway\'s Vary: Origin')
+  t.match(vary, /accept-encoding/, 'the task service\'s Vary: Accept-Encoding')
+  t.equal(res.headers['access-control-allow-origin'], 'http://localhost:3000')
+})

@@ -131,7 +131,7 @@ export function rewriteLink (value: string, prefix: string, upstreamOrigin: stri
 function appendResponseHeaders (out: string[], headers: Record<string, string | string[] | undefined>, prefix: string, origin: string, owned: (name: string) => boolean): void {
   let listed: string[] | undefined
   const conn = headers.connection
-  if (typeof conn === 'string') listed = conn.toLowerCase().split(',').map((s) => s.trim())
+  if (conn !== undefined) listed = (Array.isArray(conn) ? conn.join(',') : conn).toLowerCase().split(',').map((s) => s.trim())
   for (const name of Object.keys(headers)) {
     const v = headers[name]
     if (v === undefined) continue
@@ -236,6 +236,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // An interim answer (102 Processing, 103 Early Hints): the final one follows; the deadline still runs.
+    if (statusCode < 200) return
+    if (this.state === 'waiting' && clientGone(this.res)) this.clientClosed()
     if (this.state !== 'waiting') {
       // The gateway has answered already (deadline) or the client is gone: this response has no taker.
       controller.abort(new ClientGoneError('response no longer wanted'))
@@ -245,7 +248,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     const out: string[] = []
     const owned = appendGatewayHeaders(out, this.reply)
     appendResponseHeaders(out, headers, this.prefix, this.settings.origin, owned)
-    if (this.settings.closeConnections?.() === true) out.push('connection', 'close')
+    // Close the connection after this answer when the gateway must (draining), or when part of the
+    // client's body was never read (the task service answered early): the rest would be taken for the
+    // next request.
+    if (this.settings.closeConnections?.() === true || !this.request.raw.complete) out.push('connection', 'close')
     try {
       this.res.writeHead(statusCode, out)
     } catch (err) {
@@ -253,6 +259,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.state = 'answered'
       controller.abort(err as Error)
       this.request.log.warn({ upstreamError: (err as { code?: string }).code ?? 'invalid_response_head' }, 'task service response cannot be forwarded')
+      if (!this.request.raw.complete) this.reply.header('connection', 'close')
       sendError(this.reply, 502, 'upstream_unavailable', 'the task service is unavailable')
       return
     }
@@ -262,8 +269,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.state !== 'streaming') return
+    if (clientGone(this.res)) {
+      // write() on a closed response returns false and never emits 'drain': pausing would hold the
+      // upstream connection for good.
+      this.clientClosed()
+      return
+    }
     if (!this.res.write(chunk) && !this.paused) {
-      // The client reads slower than the task service sends: stop reading from the task service.
+      // The client reads slower than the task service sends: stop reading from the task service until
+      // it drains (or goes away: the 'close' listener aborts the upstream request then).
       this.paused = true
       controller.pause()
       this.res.once('drain', () => {
@@ -289,6 +303,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       const cause = error.cause as { code?: string } | undefined
       const code = cause?.code ?? error.code
       this.request.log.warn({ upstreamError: code }, 'task service request failed')
+      // Part of the client's body may be unread (never sent): close the connection after the answer.
+      if (!this.request.raw.complete) this.reply.header('connection', 'close')
       if (TIMEOUT_CODES.has(code ?? '')) sendError(this.reply, 504, 'upstream_timeout', 'the task service did not answer in time')
       else sendError(this.reply, 502, 'upstream_unavailable', 'the task service is unavailable')
     } else if (state === 'streaming') {
@@ -314,7 +330,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.abortUpstream(new UpstreamDeadlineError('upstream deadline passed'))
   }
 
-  private clientClosed (): void {
+  clientClosed (): void {
     if (this.state === 'waiting' || this.state === 'streaming') {
       // The client went away before its answer was complete: free the upstream connection.
       this.state = 'over'
@@ -328,6 +344,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.controller !== undefined) this.controller.abort(reason)
     else this.pendingAbort = reason
   }
+}
+
+/** True once the client's connection is gone: nothing written to `res` can reach it any more. */
+function clientGone (res: ServerResponse): boolean {
+  return res.destroyed || res.socket === null || res.socket.destroyed
 }
 
 function onDeadline (exchange: Exchange): void {
@@ -377,6 +398,9 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     forward (request, reply, route, headers) {
       const raw = request.raw
       const expect = raw.headers.expect
+      // The client may have gone while the request waited (a JWKS refetch, a Redis round trip): its
+      // response's 'close' has passed, so nothing would ever abort the upstream request. Send nothing.
+      if (clientGone(reply.raw)) return
       if (typeof expect === 'string' && expect.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
       const exchange = new Exchange(request, reply, route.publicPrefix, settings)
       pool.dispatch({
