@@ -259,8 +259,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.state = 'answered'
       controller.abort(err as Error)
       this.request.log.warn({ upstreamError: (err as { code?: string }).code ?? 'invalid_response_head' }, 'task service response cannot be forwarded')
-      if (!this.request.raw.complete) this.reply.header('connection', 'close')
-      sendError(this.reply, 502, 'upstream_unavailable', 'the task service is unavailable')
+      this.answerItself(502, !this.request.raw.complete)
       return
     }
     this.state = 'streaming'
@@ -303,10 +302,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       const cause = error.cause as { code?: string } | undefined
       const code = cause?.code ?? error.code
       this.request.log.warn({ upstreamError: code }, 'task service request failed')
-      // Part of the client's body may be unread (never sent): close the connection after the answer.
-      if (!this.request.raw.complete) this.reply.header('connection', 'close')
-      if (TIMEOUT_CODES.has(code ?? '')) sendError(this.reply, 504, 'upstream_timeout', 'the task service did not answer in time')
-      else sendError(this.reply, 502, 'upstream_unavailable', 'the task service is unavailable')
+      this.answerItself(TIMEOUT_CODES.has(code ?? '') ? 504 : 502, !this.request.raw.complete)
     } else if (state === 'streaming') {
       // The head is out: the only honest signal left is a truncated response.
       this.state = 'over'
@@ -320,12 +316,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   deadlinePassed (): void {
     if (this.state !== 'waiting') return
     this.state = 'answered'
-    const reply = this.reply
-    if (!reply.sent && !this.res.destroyed) {
+    if (!this.reply.sent && !this.res.destroyed) {
       this.request.log.warn({ upstreamError: 'deadline', timeoutMs: this.settings.timeoutMs }, 'task service request failed')
-      // A body the task service never read is still in the client's connection: close it after.
-      if (!this.request.raw.complete || !this.request.raw.readableEnded) reply.header('connection', 'close')
-      sendError(reply, 504, 'upstream_timeout', 'the task service did not answer in time')
+      this.answerItself(504, !this.request.raw.complete || !this.request.raw.readableEnded)
     }
     this.abortUpstream(new UpstreamDeadlineError('upstream deadline passed'))
   }
@@ -337,6 +330,18 @@ class Exchange implements Dispatcher.DispatchHandler {
       clearTimeout(this.timer)
       this.abortUpstream(new ClientGoneError('client closed the connection'))
     }
+  }
+
+  /**
+   * The gateway's own answer instead of the task service's: 504 upstream_timeout or 502
+   * upstream_unavailable. With `bodyUnread`, part of the client's body may still be in its connection
+   * (never sent on): the connection is closed after the answer, so the rest is not taken for the next
+   * request.
+   */
+  private answerItself (status: 502 | 504, bodyUnread: boolean): void {
+    if (bodyUnread) this.reply.header('connection', 'close')
+    if (status === 504) sendError(this.reply, 504, 'upstream_timeout', 'the task service did not answer in time')
+    else sendError(this.reply, 502, 'upstream_unavailable', 'the task service is unavailable')
   }
 
   private abortUpstream (reason: Error): void {
