@@ -6,7 +6,7 @@ import { request } from 'undici'
 import { startUpstream } from '../gateway/test/helpers/upstream.js'
 import { FLUSH_INTERVAL_MS } from '../gateway/src/log-destination.js'
 import { mintDevToken } from '../scripts/dev-token.js'
-import { spawnGateway } from './helpers/gateway-process.js'
+import { exitWithin, spawnGateway } from './helpers/gateway-process.js'
 import { STACK_SECRET } from './helpers/stack.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -32,7 +32,7 @@ t.test('batched lines reach stdout within the flush interval, and all of them on
 
   for (let i = 0; i < 30; i++) t.equal(await get(g.url, token), 200)
   g.child.kill('SIGTERM')
-  const exit = await Promise.race([g.exited, sleep(15_000).then(() => 'still running' as const)])
+  const exit = await exitWithin(g, 15_000)
   t.same(exit, { code: 0, signal: null }, 'exited 0')
   t.equal(completedLines(g.output(), 'log-flush-user'), 31, 'every request\'s line was written before the process exited')
 })

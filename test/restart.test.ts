@@ -14,7 +14,7 @@ import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { drainAndClose } from '../gateway/src/plugins/drain.js'
 import { startUpstream } from '../gateway/test/helpers/upstream.js'
 import { mintDevToken } from '../scripts/dev-token.js'
-import { refused, spawnGateway, type GatewayProcess } from './helpers/gateway-process.js'
+import { exitWithin, refused, spawnGateway } from './helpers/gateway-process.js'
 import { originOf, startTaskService, STACK_SECRET } from './helpers/stack.js'
 import { summary, Workload } from './helpers/workload.js'
 
@@ -27,10 +27,6 @@ async function waitFor (what: string, cond: () => Promise<boolean> | boolean, ms
     await sleep(50)
   }
   throw new Error(`${what}: not reached within ${ms} ms`)
-}
-
-async function exitWithin (g: GatewayProcess, ms: number): Promise<{ code: number | null, signal: NodeJS.Signals | null } | 'still running'> {
-  return await Promise.race([g.exited, sleep(ms).then(() => 'still running' as const)])
 }
 
 t.test('SIGTERM during requests: stops accepting, finishes in-flight requests, exits 0 within the grace period', async (t) => {

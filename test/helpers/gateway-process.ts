@@ -65,3 +65,14 @@ export async function refused (port: number): Promise<boolean> {
     s.on('error', (err: NodeJS.ErrnoException) => { resolve(err.code === 'ECONNREFUSED') })
   })
 }
+
+/** The process's exit, or 'still running' when it has not exited within `ms`. */
+export async function exitWithin (g: GatewayProcess, ms: number): Promise<{ code: number | null, signal: NodeJS.Signals | null } | 'still running'> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'still running'>((resolve) => { timer = setTimeout(() => { resolve('still running') }, ms) })
+  try {
+    return await Promise.race([g.exited, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
