@@ -30,14 +30,27 @@ function stall (ms: number): void {
   while (Date.now() < end) { /* busy */ }
 }
 
-/** Lets the overdue sampling timer run (it was scheduled before this one). */
-const nextTimer = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 1)) }
+/**
+ * Stalls the loop, then waits until the gateway has noticed (polling without a token, so nothing can be
+ * forwarded). The first sample after a stall can miss it: when under-pressure's timer happens to fire before
+ * the delay histogram's own timer, the stall lands in the next interval's histogram instead, and the
+ * gateway sheds one sample interval later. Polling covers both orders; asserting right after the first
+ * timer made this test fail about one time in ten.
+ */
+async function stallUntilShedding (): Promise<void> {
+  stall(2_500)
+  const end = Date.now() + 5_000
+  while (Date.now() < end) {
+    if ((await gw.app.inject({ url: '/api/tasks' })).statusCode === 503) return
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  throw new Error('the gateway never shed load after a 2.5 s stall')
+}
 
 t.test('a stalled event loop → 503 overloaded with Retry-After, nothing forwarded; /healthz still 200', async (t) => {
   await eventually(async () => (await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode === 200, 20_000)
   up.received.length = 0
-  stall(2_500)
-  await nextTimer()
+  await stallUntilShedding()
   const shed = await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })
   const noToken = await gw.app.inject({ url: '/api/tasks' })
   const health = await gw.app.inject({ url: '/healthz' })
@@ -51,8 +64,7 @@ t.test('a stalled event loop → 503 overloaded with Retry-After, nothing forwar
 })
 
 t.test('recovers by itself once the loop is healthy again', async (t) => {
-  stall(2_500)
-  await nextTimer()
+  await stallUntilShedding()
   t.equal((await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode, 503)
   await eventually(async () => (await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode === 200, 20_000)
   t.pass('served again without a restart')
