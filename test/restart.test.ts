@@ -57,7 +57,7 @@ t.test('SIGTERM during requests: stops accepting, finishes in-flight requests, e
 t.test('SHUTDOWN_DRAIN_MS: keeps serving with /readyz 503 and Connection: close, then stops and exits 0', async (t) => {
   const up = await startUpstream()
   t.teardown(() => up.close())
-  const g = await spawnGateway({ JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: up.url, SHUTDOWN_DRAIN_MS: '1500', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' })
+  const g = await spawnGateway({ JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: up.url, SHUTDOWN_DRAIN_MS: '5000', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' })
   t.teardown(() => { g.child.kill('SIGKILL') })
   const token = await mintDevToken({ secret: STACK_SECRET, subject: 'drain-user', ttlSeconds: 600 })
   await waitFor('/readyz is 200 before the signal', async () => {

@@ -47,13 +47,28 @@ async function stallUntilShedding (): Promise<void> {
   throw new Error('the gateway never shed load after a 2.5 s stall')
 }
 
+/**
+ * Keeps the loop stalled in short bursts while `fn` runs: shedding lasts one sample interval (100 ms here),
+ * and a test process descheduled for that long must not see the gateway recover between two assertions.
+ */
+async function underPressure<T> (fn: () => Promise<T>): Promise<T> {
+  const hold = setInterval(() => { stall(150) }, 20)
+  try {
+    return await fn()
+  } finally {
+    clearInterval(hold)
+  }
+}
+
 t.test('a stalled event loop → 503 overloaded with Retry-After, nothing forwarded; /healthz still 200', async (t) => {
   await eventually(async () => (await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode === 200, 20_000)
   up.received.length = 0
   await stallUntilShedding()
-  const shed = await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })
-  const noToken = await gw.app.inject({ url: '/api/tasks' })
-  const health = await gw.app.inject({ url: '/healthz' })
+  const [shed, noToken, health] = await underPressure(async () => [
+    await gw.app.inject({ url: '/api/tasks', headers: bearer(token) }),
+    await gw.app.inject({ url: '/api/tasks' }),
+    await gw.app.inject({ url: '/healthz' })
+  ])
   t.equal(shed.statusCode, 503)
   t.equal(shed.json().error.code, 'overloaded')
   t.equal(shed.headers['retry-after'], '1')
@@ -65,7 +80,7 @@ t.test('a stalled event loop → 503 overloaded with Retry-After, nothing forwar
 
 t.test('recovers by itself once the loop is healthy again', async (t) => {
   await stallUntilShedding()
-  t.equal((await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode, 503)
+  t.equal((await underPressure(async () => await gw.app.inject({ url: '/api/tasks', headers: bearer(token) }))).statusCode, 503)
   await eventually(async () => (await gw.app.inject({ url: '/api/tasks', headers: bearer(token) })).statusCode === 200, 20_000)
   t.pass('served again without a restart')
 })

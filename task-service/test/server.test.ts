@@ -69,7 +69,9 @@ function post(port: number, body: string): { req: http.ClientRequest; response: 
     port,
     method: 'POST',
     path: '/tasks',
-    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-user-id': 'graceful' }
+    // Expect: 100-continue: Node's server answers 100 Continue just as it hands the request to the app,
+    // so the client's 'continue' event tells the test that the request is in flight.
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-user-id': 'graceful', expect: '100-continue' }
   })
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.on('response', (res) => {
@@ -115,9 +117,11 @@ t.test('SIGTERM: the in-flight request completes, then the process exits 0', asy
   })
   const body = JSON.stringify({ title: 'in flight when SIGTERM arrived' })
   const { req, response } = post(port, body)
-  // Send half of the body, so the request is in flight, then SIGTERM, then the rest.
+  // Once the server has taken the request (100 Continue), send half of the body, SIGTERM, then the rest.
+  const accepted = new Promise((resolve) => req.once('continue', resolve))
+  req.flushHeaders()
+  await accepted
   req.write(body.slice(0, 10))
-  await new Promise((resolve) => setTimeout(resolve, 200))
   run.child.kill('SIGTERM')
   await new Promise((resolve) => setTimeout(resolve, 200))
   req.end(body.slice(10))

@@ -23,12 +23,15 @@ export interface GatewayProcess {
   output: () => string
 }
 
-/** Spawns a gateway and resolves once /healthz answers 200 (at most 60 s, else it is killed and this throws). */
+/**
+ * Spawns a gateway and resolves once /healthz answers 200 (at most 60 s, else it is killed and this throws).
+ * Load shedding is off unless `env` sets it: a busy test machine must not turn these tests' requests into 503s.
+ */
 export async function spawnGateway (env: Record<string, string>, port?: number): Promise<GatewayProcess> {
   const p = port ?? await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/server.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   // Never outlive the test process (e.g. when a test runner kills it on a timeout).

@@ -31,7 +31,7 @@ export async function startTaskService (t: TestContext, port = 0): Promise<Fasti
 
 /** A gateway configured through loadConfig, as production does, listening on 127.0.0.1. */
 export async function startGateway (t: TestContext, env: Record<string, string>, port = 0): Promise<FastifyInstance> {
-  const gateway = await buildGateway(loadGatewayConfig({ JWT_SECRET: STACK_SECRET, LOG_LEVEL: 'silent', ...env }), { logger: false })
+  const gateway = await buildGateway(loadGatewayConfig({ JWT_SECRET: STACK_SECRET, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }), { logger: false })
   t.teardown(() => gateway.close())
   await gateway.listen({ port, host: '127.0.0.1' })
   return gateway

@@ -67,7 +67,7 @@ export async function rawHttp (port: number, data: string | Buffer, opts: { wait
       parsed = parse(buf)
       if (parsed?.complete === true && opts.waitClose !== true) finish(false)
       if (parsed?.complete === true && opts.waitClose === true) {
-        setTimeout(() => { finish(false) }, opts.closeWaitMs ?? 2_000).unref()
+        setTimeout(() => { finish(false) }, opts.closeWaitMs ?? 10_000).unref()
       }
     })
     socket.on('close', () => { finish(true) })

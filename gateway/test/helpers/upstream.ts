@@ -9,6 +9,8 @@ export interface Recorded {
   headers: http.IncomingHttpHeaders
   rawHeaders: string[]
   body: string
+  /** Date.now() when the request's head arrived. */
+  receivedAt: number
 }
 
 export type Responder = (req: IncomingMessage, res: ServerResponse, body: string) => void
@@ -35,11 +37,12 @@ export async function startUpstream (responder: Responder = defaultResponder): P
   let current = responder
   const received: Recorded[] = []
   const server = http.createServer((req, res) => {
+    const receivedAt = Date.now()
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8')
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body })
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body, receivedAt })
       current(req, res, body)
     })
   })
