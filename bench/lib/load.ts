@@ -80,6 +80,15 @@ export interface OpenLoopOptions {
   headersFor: (requestIndex: number) => Record<string, string>
   method?: string
   body?: (requestIndex: number) => string | undefined
+  /** Requests sent one at a time before the schedule starts and not recorded: connections opened, code warm. */
+  warmupRequests?: number
+  /** A keep-alive agent to reuse across windows (left open); by default one per call, destroyed at the end. */
+  agent?: Agent
+}
+
+export interface OpenLoopResult extends LoadResult {
+  /** Every recorded response time, in the order the responses arrived. */
+  latenciesMs: number[]
 }
 
 /**
@@ -87,34 +96,42 @@ export interface OpenLoopOptions {
  * each response time from the moment it was sent. Bounded: stops scheduling at the deadline and waits at
  * most 10 s for stragglers.
  */
-export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 256 })
+export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
+  const agent = options.agent ?? new Agent({ keepAlive: true, maxSockets: 256 })
   const latenciesMs: number[] = []
   let errors = 0
   let sent = 0
   let inFlight = 0
   const totalToSend = Math.round(options.ratePerSecond * options.durationSeconds)
-  const started = performance.now()
+  let recording = false
 
-  const sendOne = (index: number): void => {
+  const sendOne = (index: number, onDone?: () => void): void => {
     inFlight++
     const sentAt = performance.now()
     const body = options.body?.(index)
     const req = request(options.url, { agent, method: options.method ?? 'GET', headers: options.headersFor(index), timeout: 10_000 }, (res) => {
       res.resume()
       res.on('end', () => {
-        latenciesMs.push(performance.now() - sentAt)
-        if ((res.statusCode ?? 0) >= 300) errors++
+        if (recording) {
+          latenciesMs.push(performance.now() - sentAt)
+          if ((res.statusCode ?? 0) >= 300) errors++
+        }
         inFlight--
+        onDone?.()
       })
     })
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', () => {
-      errors++
+      if (recording) errors++
       inFlight--
+      onDone?.()
     })
     req.end(body)
   }
+
+  for (let i = 0; i < (options.warmupRequests ?? 0); i++) await new Promise<void>((resolve) => { sendOne(i, resolve) })
+  recording = true
+  const started = performance.now()
 
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
@@ -129,7 +146,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadResult>
   const drainDeadline = performance.now() + 10_000
   while (inFlight > 0 && performance.now() < drainDeadline) await new Promise((resolve) => setTimeout(resolve, 5))
   const seconds = (performance.now() - started) / 1000
-  agent.destroy()
+  if (options.agent === undefined) agent.destroy()
   const { p50, p99 } = latencyPercentiles(latenciesMs)
   return {
     requests: latenciesMs.length,
@@ -137,6 +154,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadResult>
     requestsPerSecond: latenciesMs.length / seconds,
     p50Ms: p50,
     p99Ms: p99,
-    errors: errors + inFlight
+    errors: errors + inFlight,
+    latenciesMs
   }
 }
