@@ -172,6 +172,35 @@ t.test('UPSTREAM_TIMEOUT_MS is a deadline from forwarding, queue time included: 
   t.same(after.map((r) => r.status), [200, 200, 200, 200], 'the pool recovers when the task service answers again')
 })
 
+t.test('a request dropped while queued for a connection (its client went away) is never sent, and the pooled connection stays open', async (t) => {
+  // One connection to the task service; the first request holds it for a while.
+  let release: (() => void) | undefined
+  const slow = await startUpstream((req, res) => {
+    if (req.url === '/tasks?hold=1') { release = () => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') }; return }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('[]')
+  })
+  const g = await startGateway({ TASK_SERVICE_URL: slow.url, UPSTREAM_CONNECTIONS: '1', UPSTREAM_TIMEOUT_MS: '2000' })
+  t.teardown(async () => { await g.close(); await slow.close() })
+  const first = call('GET', '/api/tasks?hold=1', undefined, g)
+  await eventually(() => release !== undefined)
+
+  // Queued behind it: a client that goes away while it waits. (A request whose deadline passes in the
+  // queue takes the same path; it cannot be set up here without the first request's deadline passing too.)
+  const gone = net.connect(g.port, '127.0.0.1')
+  gone.on('error', () => {})
+  gone.write(`GET /api/tasks?queued=gone HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  gone.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+
+  release?.()
+  t.equal((await first).status, 200)
+  const after = await call('GET', '/api/tasks?after=1', undefined, g)
+  t.equal(after.status, 200, 'the next request is served')
+  t.notOk(slow.received.some((r) => r.url.includes('queued=gone')), 'the dropped request was never sent')
+  t.equal(slow.connections(), 1, 'over the same connection: dropping a queued request does not destroy it')
+})
+
 t.test('/readyz is single-flight and cached briefly: 200 concurrent probes cost at most 2 upstream checks; still turns 503 when the task service goes down', async (t) => {
   let upstreamReady = true
   const counting = await startUpstream((req, res) => {

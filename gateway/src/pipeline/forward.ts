@@ -232,7 +232,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
     this.controller = controller
-    if (this.pendingAbort !== undefined) controller.abort(this.pendingAbort)
+    // Dropped while it waited for a connection (client gone, deadline passed). Throwing here makes undici
+    // fail the request before a byte is written and leave the connection in the pool; controller.abort()
+    // would destroy that healthy connection as if a request on it had been cut off mid-way.
+    if (this.pendingAbort !== undefined) throw this.pendingAbort
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {

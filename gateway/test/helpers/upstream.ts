@@ -22,6 +22,8 @@ export interface StubUpstream {
   /** Requests to /tasks… only (not /readyz probes). */
   tasks: () => Recorded[]
   respond: (r: Responder) => void
+  /** TCP connections accepted so far (a pooled connection reused does not count again). */
+  connections: () => number
   close: () => Promise<void>
 }
 
@@ -47,6 +49,8 @@ export async function startUpstream (responder: Responder = defaultResponder): P
     })
   })
   server.keepAliveTimeout = 5_000
+  let connections = 0
+  server.on('connection', () => { connections++ })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   const origin = `http://127.0.0.1:${port}`
@@ -56,6 +60,7 @@ export async function startUpstream (responder: Responder = defaultResponder): P
     received,
     tasks: () => received.filter((r) => r.url.startsWith('/tasks')),
     respond: (r) => { current = r },
+    connections: () => connections,
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
