@@ -227,6 +227,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     origin: config.taskServiceUrl,
     timeoutMs: config.upstreamTimeoutMs,
     connections: config.upstreamConnections,
+    stallTimeoutMs: limits.server.responseStallTimeoutMs,
     closeConnections: () => isDraining(app)
   })
 

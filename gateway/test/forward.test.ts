@@ -341,6 +341,41 @@ t.test('a large response reaches a slow reader intact (backpressure from the cli
   t.equal(received, chunk.length * chunks, 'every byte arrived')
 })
 
+t.test('a client that stops reading is cut off after SERVER_RESPONSE_STALL_TIMEOUT_MS, and its upstream connection is freed', async (t) => {
+  // Far more than the socket buffers between the task service, the gateway and the client hold.
+  const chunk = Buffer.alloc(64 * 1024, 'x')
+  const chunks = 512
+  let upstreamClosed = false
+  const big = await startUpstream((req, res) => {
+    if (!req.url?.startsWith('/tasks?big')) { res.writeHead(200, { 'content-type': 'application/json' }).end('[]'); return }
+    req.socket.once('close', () => { upstreamClosed = true })
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    let sent = 0
+    const pump = (): void => {
+      while (sent < chunks) {
+        sent++
+        if (!res.write(chunk)) { res.once('drain', pump); return }
+      }
+      res.end()
+    }
+    pump()
+  })
+  // One connection to the task service: while the stalled client holds it, nobody else is served.
+  const g = await startGateway({ TASK_SERVICE_URL: big.url, UPSTREAM_CONNECTIONS: '1', UPSTREAM_TIMEOUT_MS: '5000', SERVER_RESPONSE_STALL_TIMEOUT_MS: '500' })
+  t.teardown(async () => { await g.close(); await big.close() })
+  const stalled = net.connect(g.port, '127.0.0.1')
+  stalled.on('error', () => {})
+  stalled.pause() // reads nothing, ever
+  stalled.write(`GET /api/tasks?big=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`)
+  t.teardown(() => { stalled.destroy() })
+  await eventually(() => big.tasks().length === 1)
+
+  const next = await call('GET', '/api/tasks?after=1', undefined, g)
+  t.equal(next.status, 200, 'the next request is served over the freed connection')
+  await eventually(() => upstreamClosed)
+  t.pass('the stalled response\'s upstream request was aborted')
+})
+
 t.test('a client that goes away mid-response frees the upstream request (the task service sees its connection closed)', async (t) => {
   let upstreamClosed = false
   let heldRes: import('node:http').ServerResponse | undefined

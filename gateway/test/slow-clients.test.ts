@@ -107,8 +107,11 @@ t.test('connections over SERVER_MAX_CONNECTIONS are closed at once; capacity com
   t.pass('served again once connections were released')
 })
 
-t.test('defaults: headers 10 s, whole request 30 s, 10,000 connections, 1 MiB announced bodies', async (t) => {
+t.test('defaults: headers 10 s, whole request 30 s, 10,000 connections, 1 MiB announced bodies, 10 s response stall', async (t) => {
   const s = loadConfig({ JWT_SECRET: SECRET }).limits?.server
-  t.same(s, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connectionsCheckingIntervalMs: 1_000, maxConnections: 10_000, maxBodyBytes: 1_048_576, shutdownDrainMs: 0 })
+  t.same(s, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connectionsCheckingIntervalMs: 1_000, maxConnections: 10_000, maxBodyBytes: 1_048_576, shutdownDrainMs: 0, responseStallTimeoutMs: 10_000 })
   t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_HEADERS_TIMEOUT_MS: '5000', SERVER_REQUEST_TIMEOUT_MS: '1000' }), /SERVER_REQUEST_TIMEOUT_MS/)
+  t.equal(loadConfig({ JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: '2500' }).limits?.server.responseStallTimeoutMs, 2_500)
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: '0' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: 'soon' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
 })

@@ -20,7 +20,11 @@
 //   requests wait N × the timeout behind each other. (undici's own headers timeout only starts once
 //   a request has a connection.) After the head, undici's body timeout (the same value) bounds each
 //   pause in the response body.
-// - Client gone (connection closed before the response finished): the upstream request is aborted.
+// - Client gone (connection closed before the response finished): the upstream request is aborted. A
+//   queued one is dropped without touching the pooled connection it would have used.
+// - Client that stops reading: while it takes nothing, the task service is held back (backpressure); after
+//   SERVER_RESPONSE_STALL_TIMEOUT_MS of that the client is disconnected and the upstream request aborted,
+//   since undici's body timeout does not run while a response is paused.
 // - Errors before the response head: refused/reset/garbage → 502 upstream_unavailable; connect
 //   timeout → 504. After the head has been sent the client's connection is closed mid-body (a
 //   truncated response, never a well-formed wrong one). Bodies never name the host.
@@ -43,6 +47,8 @@ export interface ForwardOptions {
   origin: string
   timeoutMs: number
   connections: number
+  /** How long a client may take none of its response before it is cut off (SERVER_RESPONSE_STALL_TIMEOUT_MS). */
+  stallTimeoutMs: number
   /** True when every response must close its connection (the gateway is draining). */
   closeConnections?: () => boolean
 }
@@ -193,6 +199,7 @@ export interface Forwarder {
 interface ExchangeSettings {
   origin: string
   timeoutMs: number
+  stallTimeoutMs: number
   closeConnections: (() => boolean) | undefined
 }
 
@@ -214,6 +221,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private pendingAbort: Error | undefined
   private upstreamOver = false
   private paused = false
+  /** Runs while the client takes none of the response (paused): see clientStalled(). */
+  private stallTimer: NodeJS.Timeout | undefined
   private readonly res: ServerResponse
   private readonly timer: NodeJS.Timeout
 
@@ -282,8 +291,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       // it drains (or goes away: the 'close' listener aborts the upstream request then).
       this.paused = true
       controller.pause()
+      this.stallTimer = setTimeout(onStall, this.settings.stallTimeoutMs, this)
       this.res.once('drain', () => {
         this.paused = false
+        clearTimeout(this.stallTimer)
         controller.resume()
       })
     }
@@ -326,7 +337,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.abortUpstream(new UpstreamDeadlineError('upstream deadline passed'))
   }
 
+  /**
+   * The client has taken nothing for stallTimeoutMs while the task service's response waits (paused,
+   * holding a pooled connection): a reader that never reads would hold it for good, since undici's body
+   * timeout does not run while paused. Cut the client off; 'close' then aborts the upstream request.
+   */
+  clientStalled (): void {
+    if (this.state !== 'streaming' || !this.paused) return
+    this.request.log.warn({ stallTimeoutMs: this.settings.stallTimeoutMs }, 'client stopped reading its response; disconnected')
+    this.res.destroy()
+  }
+
   clientClosed (): void {
+    clearTimeout(this.stallTimer)
     if (this.state === 'waiting' || this.state === 'streaming') {
       // The client went away before its answer was complete: free the upstream connection.
       this.state = 'over'
@@ -359,6 +382,10 @@ function clientGone (res: ServerResponse): boolean {
   return res.destroyed || res.socket === null || res.socket.destroyed
 }
 
+function onStall (exchange: Exchange): void {
+  exchange.clientStalled()
+}
+
 function onDeadline (exchange: Exchange): void {
   exchange.deadlinePassed()
 }
@@ -388,7 +415,7 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     headersTimeout: opts.timeoutMs,
     bodyTimeout: opts.timeoutMs
   })
-  const settings: ExchangeSettings = { origin, timeoutMs: opts.timeoutMs, closeConnections: opts.closeConnections }
+  const settings: ExchangeSettings = { origin, timeoutMs: opts.timeoutMs, stallTimeoutMs: opts.stallTimeoutMs, closeConnections: opts.closeConnections }
   // Expect: 100-continue. With a 'checkContinue' listener Node does not send 100 Continue by itself;
   // the request goes through the pipeline like any other, and forward() sends 100 Continue only once
   // authentication and authorization have passed — a client without a valid token gets its 401 (or

@@ -39,6 +39,12 @@ export interface ServerLimitSettings {
   maxBodyBytes: number
   /** On SIGTERM/SIGINT: keep serving this long with /readyz 503 before closing (plugins/drain.ts). */
   shutdownDrainMs: number
+  /**
+   * A client that takes none of its response for this long (the gateway's buffer for it full) is
+   * disconnected and the upstream request aborted: a reader that never reads cannot hold one of the
+   * task service's pooled connections (pipeline/forward.ts).
+   */
+  responseStallTimeoutMs: number
 }
 
 export interface LimitsConfig {
@@ -69,7 +75,8 @@ export const LIMIT_DEFAULTS = {
   connectionsCheckingIntervalMs: 1_000,
   maxConnections: 10_000,
   /** 1 MiB; the task service itself refuses bodies over 64 KiB. */
-  maxBodyBytes: 1_048_576
+  maxBodyBytes: 1_048_576,
+  responseStallTimeoutMs: 10_000
 } as const
 
 export function loadLimitsConfig (env: NodeJS.ProcessEnv): LimitsConfig {
@@ -106,7 +113,8 @@ export function loadLimitsConfig (env: NodeJS.ProcessEnv): LimitsConfig {
       connectionsCheckingIntervalMs: Math.min(LIMIT_DEFAULTS.connectionsCheckingIntervalMs, headersTimeoutMs),
       maxConnections: int(env, 'SERVER_MAX_CONNECTIONS', LIMIT_DEFAULTS.maxConnections, 0, 1_000_000),
       maxBodyBytes: int(env, 'MAX_BODY_BYTES', LIMIT_DEFAULTS.maxBodyBytes, 1, 1_073_741_824),
-      shutdownDrainMs: int(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 300_000)
+      shutdownDrainMs: int(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 300_000),
+      responseStallTimeoutMs: int(env, 'SERVER_RESPONSE_STALL_TIMEOUT_MS', LIMIT_DEFAULTS.responseStallTimeoutMs, 100, 3_600_000)
     }
   }
 }
