@@ -21,6 +21,7 @@ import { isDraining, registerDrain } from './plugins/drain.js'
 import { setGatewayHeaders } from './response-headers.js'
 import { lazyChildLoggerFactory, withBinding } from './request-logger.js'
 import { bufferedStdout } from './log-destination.js'
+import { logAccess } from './access-log.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -166,18 +167,9 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     done(null, payload)
   })
 
-  // One line per request, with reqId, and userId once authenticated — the same bindings request.log
-  // carries, written by the root logger so that no per-request child logger is made (request-logger.ts).
+  // One access line per request (access-log.ts); forwarded responses cut short are logged by the forwarder.
   app.addHook('onResponse', (request, reply, done) => {
-    const q = request.url.indexOf('?')
-    app.log.info({
-      reqId: request.id,
-      ...(request.identity !== null ? { userId: request.identity.sub } : {}),
-      method: request.method,
-      path: q === -1 ? request.url : request.url.slice(0, q),
-      statusCode: reply.statusCode,
-      responseTimeMs: Math.round(reply.elapsedTime * 100) / 100
-    }, 'request completed')
+    logAccess(app.log, request, reply, false)
     done()
   })
 

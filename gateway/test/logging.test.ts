@@ -1,12 +1,13 @@
 // Logs: one pino line per request with request id and user id; Authorization and cookies never appear.
 import t from 'tap'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { plaintextJwksWarning } from '../src/keys/jwks.js'
 import { SECRET, signHs } from './helpers/keys.js'
 import { startUpstream } from './helpers/upstream.js'
+import { eventually } from './helpers/gateway.js'
 
 t.test('request lines carry reqId and userId; tokens and cookies are never logged', async (t) => {
   const up = await startUpstream()
@@ -36,6 +37,58 @@ t.test('request lines carry reqId and userId; tokens and cookies are never logge
   t.notOk(all.includes(token), 'the token never appears')
   t.notOk(all.includes('cookie-secret'), 'cookies never appear')
   t.notOk(all.includes('valid-token-xyz'), 'invalid tokens never appear either')
+})
+
+t.test('a response cut short still gets exactly one access line, marked aborted (499 when no head was sent)', async (t) => {
+  let hold: import('node:http').ServerResponse | undefined
+  const up = await startUpstream((req, res) => {
+    if (req.url?.includes('mid-body')) {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('[')
+      hold = res // the rest never comes
+      return
+    }
+    if (req.url?.includes('upstream-dies')) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+      res.write('[')
+      setTimeout(() => { req.socket.destroy() }, 20)
+      return
+    }
+    // before-head: never answers
+  })
+  const lines: string[] = []
+  const app = await buildApp(loadConfig({ JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }), { logStream: { write: (l) => { lines.push(l) } } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { hold?.destroy(); await app.close(); await up.close() })
+  const port = (app.server.address() as AddressInfo).port
+  const token = await signHs({ sub: 'cut-user' })
+  const completions = (rid: string): Array<Record<string, unknown>> =>
+    lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === rid && l.msg === 'request completed')
+
+  // The client leaves mid-body, and before any answer; the task service dies mid-body.
+  for (const [rid, path, waitForHead] of [['cut-mid-body', '/api/tasks?mid-body=1', true], ['cut-before-head', '/api/tasks?before-head=1', false]] as const) {
+    const s = net.connect(port, '127.0.0.1')
+    s.on('error', () => {})
+    let got = ''
+    s.on('data', (c: Buffer) => { got += c.toString('latin1') })
+    s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX-Request-Id: ${rid}\r\n\r\n`)
+    if (waitForHead) await eventually(() => got.includes('\r\n\r\n'))
+    else await eventually(() => up.tasks().some((r) => r.url.includes('before-head')))
+    s.destroy()
+    await eventually(() => completions(rid).length > 0)
+  }
+  const died = await request(`http://127.0.0.1:${port}/api/tasks?upstream-dies=1`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'cut-upstream' } })
+  await died.body.text().catch(() => undefined)
+  await eventually(() => completions('cut-upstream').length > 0)
+  await new Promise((resolve) => setTimeout(resolve, 100)) // a second line, if one were coming
+
+  t.match(completions('cut-mid-body'), [{ userId: 'cut-user', statusCode: 200, aborted: true, path: '/api/tasks' }], 'client gone mid-body: one line, the status it was sent')
+  t.match(completions('cut-before-head'), [{ userId: 'cut-user', statusCode: 499, aborted: true }], 'client gone before the head: one line, 499')
+  t.match(completions('cut-upstream'), [{ userId: 'cut-user', statusCode: 200, aborted: true }], 'task service gone mid-body: one line')
+  const normal = await request(`http://127.0.0.1:${port}/healthz`, { headers: { 'x-request-id': 'not-cut' } })
+  await normal.body.dump()
+  await eventually(() => completions('not-cut').length > 0)
+  t.notOk('aborted' in completions('not-cut')[0]!, 'a complete response carries no aborted field')
 })
 
 t.test('a JWKS fetched over plain HTTP from a non-loopback host logs a warning at start (not refused)', async (t) => {

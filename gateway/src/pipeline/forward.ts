@@ -40,6 +40,7 @@ import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
 import { sendError } from '../errors.js'
+import { logAccess } from '../access-log.js'
 import { appendGatewayHeaders } from '../response-headers.js'
 import type { AuthorizedRoute } from './authorize.js'
 
@@ -234,7 +235,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   ) {
     this.res = reply.raw
     this.timer = setTimeout(onDeadline, settings.timeoutMs, this)
-    this.res.once('close', () => { this.clientClosed() })
+    this.res.once('close', () => {
+      this.clientClosed()
+      // Closed before the response was finished: Fastify's onResponse (the access line) will not run.
+      if (!this.res.writableFinished) logAccess(this.request.server.log, this.request, this.reply, true)
+    })
   }
 
   // ---- undici's handler interface ------------------------------------------------------------------

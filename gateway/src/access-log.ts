@@ -1,0 +1,28 @@
+// The access log: exactly one line per request, `request completed`, with reqId, and userId once
+// authenticated. Written by the root logger with the bindings spelled out, so that no per-request child
+// logger is made for it (request-logger.ts).
+//
+// Two writers: the onResponse hook (app.ts) for every response that was sent whole, and the forwarder
+// (pipeline/forward.ts) for a forwarded response cut short — the client went away, the task service
+// failed mid-body, or the client stopped reading. Fastify runs onResponse only on 'finish' or 'error',
+// so without the second writer those requests would leave no line at all. Such a line carries
+// `aborted: true`, and statusCode 499 ("client closed request", as nginx logs it) when no status had
+// been sent yet.
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+
+/** Status logged for a request whose connection closed before any response head was sent. */
+export const CLIENT_CLOSED_REQUEST = 499
+
+export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
+  const url = request.url
+  const q = url.indexOf('?')
+  log.info({
+    reqId: request.id,
+    ...(request.identity !== null ? { userId: request.identity.sub } : {}),
+    method: request.method,
+    path: q === -1 ? url : url.slice(0, q),
+    statusCode: aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode,
+    responseTimeMs: Math.round(reply.elapsedTime * 100) / 100,
+    ...(aborted ? { aborted: true } : {})
+  }, 'request completed')
+}
