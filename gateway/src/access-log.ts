@@ -9,18 +9,17 @@
 // `aborted: true`, and statusCode 499 ("client closed request", as nginx logs it) when no status had
 // been sent yet.
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import { pathWithoutQuery } from './url-path.js'
 
 /** Status logged for a request whose connection closed before any response head was sent. */
 export const CLIENT_CLOSED_REQUEST = 499
 
 export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
-  const url = request.url
-  const q = url.indexOf('?')
   log.info({
     reqId: request.id,
     ...(request.identity !== null ? { userId: request.identity.sub } : {}),
     method: request.method,
-    path: q === -1 ? url : url.slice(0, q),
+    path: pathWithoutQuery(request.url),
     statusCode: aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode,
     responseTimeMs: Math.round(reply.elapsedTime * 100) / 100,
     ...(aborted ? { aborted: true } : {})

@@ -7,6 +7,7 @@
 // on a still-open connection gets 503), and the process exits — at the latest SHUTDOWN_DRAIN_MS + 10 s
 // after the signal (server.ts). With SHUTDOWN_DRAIN_MS=0 the close starts at once.
 import type { FastifyInstance } from 'fastify'
+import { pathWithoutQuery } from '../url-path.js'
 
 const draining = new WeakSet<FastifyInstance>()
 
@@ -22,8 +23,7 @@ export function registerDrain (app: FastifyInstance): void {
   })
   app.addHook('onRequest', (request, reply, done) => {
     if (!draining.has(app)) { done(); return }
-    const q = request.url.indexOf('?')
-    if (request.method === 'GET' && (q === -1 ? request.url : request.url.slice(0, q)) === '/readyz') {
+    if (request.method === 'GET' && pathWithoutQuery(request.url) === '/readyz') {
       reply
         .code(503)
         .header('content-type', 'application/json; charset=utf-8')

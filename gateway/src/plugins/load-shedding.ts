@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import underPressure from '@fastify/under-pressure'
 import { errorBody } from '../errors.js'
 import type { LoadSheddingSettings } from './limits-config.js'
+import { pathWithoutQuery } from '../url-path.js'
 
 export async function registerLoadShedding (app: FastifyInstance, settings: LoadSheddingSettings): Promise<void> {
   if (settings.maxEventLoopDelayMs === 0 && settings.maxEventLoopUtilization === 0 && settings.maxHeapUsedBytes === 0) return
@@ -16,7 +17,7 @@ export async function registerLoadShedding (app: FastifyInstance, settings: Load
   // under-pressure sends a non-null return value of the handler as the body; returning nothing would let
   // the request through. Its type says void, hence the cast.
   const pressureHandler = (request: FastifyRequest, reply: FastifyReply, type: string): string | undefined => {
-    if (request.method === 'GET' && (request.url === '/healthz' || request.url.startsWith('/healthz?'))) return undefined
+    if (request.method === 'GET' && pathWithoutQuery(request.url) === '/healthz') return undefined
     request.log.warn({ pressure: type }, 'shedding load')
     reply
       .code(503)

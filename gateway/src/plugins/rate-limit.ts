@@ -22,6 +22,7 @@ import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
 import { errorBody } from '../errors.js'
 import type { RateLimitSettings } from './limits-config.js'
+import { pathWithoutQuery } from '../url-path.js'
 
 type CounterStore = Pick<FastifyRateLimitStore, 'incr'>
 type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cacheSize: number) => CounterStore
@@ -40,11 +41,6 @@ export const LOCAL_STORE_KEYS = 10_000
 
 export interface RateLimitHandle {
   redis: Redis | undefined
-}
-
-function pathOf (url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
 }
 
 interface Limiter {
@@ -119,7 +115,7 @@ export async function registerRateLimit (app: FastifyInstance, settings: RateLim
 
   if (perIp !== undefined) {
     app.addHook('onRequest', (request, reply, done) => {
-      if (UNLIMITED_PATHS.has(pathOf(request.url))) { done(); return }
+      if (UNLIMITED_PATHS.has(pathWithoutQuery(request.url))) { done(); return }
       count(perIp, 'ip:' + request.ip, request, reply, done)
     })
   }
