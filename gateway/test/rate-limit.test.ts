@@ -107,6 +107,27 @@ t.test('invalid settings refuse to start', async (t) => {
   t.throws(() => loadConfig({ JWT_SECRET: SECRET, REDIS_URL: 'http://127.0.0.1:6379' }), /REDIS_URL/)
 })
 
+t.test('RateLimit headers describe the limit nearest to refusing (per IP or per user, whichever has fewer left)', async (t) => {
+  const token = await signHs({ sub: `headers-${randomBytes(4).toString('hex')}` })
+  const ipTighter = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '10', RATE_LIMIT_USER_MAX: '100', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => ipTighter.close())
+  await get(ipTighter.url + '/api/tasks', bearer(token))
+  await get(ipTighter.url + '/api/tasks', bearer(token))
+  const a = await get(ipTighter.url + '/api/tasks', bearer(token))
+  t.same([a.headers['ratelimit-limit'], a.headers['ratelimit-remaining']], ['10', '7'], 'the per-IP limit, 3 of 10 used')
+
+  const userTighter = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '100', RATE_LIMIT_USER_MAX: '10', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => userTighter.close())
+  const other = await signHs({ sub: `other-${randomBytes(4).toString('hex')}` })
+  for (let i = 0; i < 5; i++) await get(userTighter.url + '/api/tasks', bearer(other)) // the IP's count rises, not this user's
+  const b = await get(userTighter.url + '/api/tasks', bearer(token))
+  t.same([b.headers['ratelimit-limit'], b.headers['ratelimit-remaining']], ['10', '9'], 'the per-user limit, 1 of 10 used (the IP has 94 left)')
+
+  const c = await get(userTighter.url + '/api/tasks')
+  t.equal(c.status, 401)
+  t.same([c.headers['ratelimit-limit'], c.headers['ratelimit-remaining']], ['100', '93'], 'unauthenticated: only the per-IP limit applies')
+})
+
 t.test('Redis unreachable: requests are let through (fail open), never a 5xx or a hung request', async (t) => {
   const gw = await startGateway({ TASK_SERVICE_URL: up.url, REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_USER_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
   t.teardown(() => gw.close())

@@ -58,9 +58,14 @@ function count (limiter: Limiter, key: string, request: FastifyRequest, reply: F
     if (err !== null || result === undefined) { done(); return }
     const remaining = Math.max(0, limiter.max - result.current)
     const resetSec = Math.ceil(result.ttl / 1000)
-    reply.header('ratelimit-limit', limiter.max)
-    reply.header('ratelimit-remaining', remaining)
-    reply.header('ratelimit-reset', resetSec)
+    // Two limiters may count one request (per IP, then per user): the headers describe the one with
+    // fewer requests left, the one a client must pace itself by.
+    const shown = reply.getHeader('ratelimit-remaining')
+    if (shown === undefined || remaining < Number(shown)) {
+      reply.header('ratelimit-limit', limiter.max)
+      reply.header('ratelimit-remaining', remaining)
+      reply.header('ratelimit-reset', resetSec)
+    }
     if (result.current <= limiter.max) { done(); return }
     const retryAfter = Math.max(1, resetSec)
     reply
