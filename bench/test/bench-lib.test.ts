@@ -1,4 +1,5 @@
-// Behaviour of the harness's pure parts (no timing assertions: the benchmark measures, tests check logic).
+// Behaviour of the harness (no timing assertions: the benchmark measures, tests check logic): statistics,
+// tables, HAProxy config, profiles, and the fixed-rate client process against a local stub.
 // Run with `npx tap bench/test` (the root `npm test` covers the services only).
 import t from 'tap'
 import { hotSpots } from '../lib/cpu-profile.js'
@@ -60,4 +61,38 @@ t.test('CPU profile hot spots: self time per function, idle excluded', async (t)
   t.equal(spots[0]?.location, 'jose/dist/webapi/jws.js:1')
   t.equal(spots[0]?.selfMs, 4)
   t.equal(spots[1]?.name, '(anonymous)')
+})
+
+t.test('fixed-rate client process: warm-up not recorded, every window counted, windows pooled per target', async (t) => {
+  const { createServer } = await import('node:http')
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { runOpenLoopProcess } = await import('../lib/open-loop-process.js')
+  const seen: Array<{ url: string | undefined, auth: string | undefined }> = []
+  const server = createServer((req, res) => {
+    seen.push({ url: req.url, auth: req.headers.authorization })
+    res.end('{}')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const dir = mkdtempSync(join(tmpdir(), 'bench-test-'))
+  t.teardown(() => { server.close(); rmSync(dir, { recursive: true, force: true }) })
+  const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`
+  const results = await runOpenLoopProcess({
+    ratePerSecond: 200,
+    windowSeconds: 0.25,
+    passes: 2,
+    warmupRequests: 3,
+    targets: [{ id: 'a', url: `${base}/a`, tokens: ['t1', 't2'] }, { id: 'b', url: `${base}/b`, tokens: [] }]
+  }, dir, undefined)
+  t.same(results.map((r) => r.id), ['a', 'b'])
+  for (const r of results) {
+    t.equal(r.windows.length, 2, `${r.id}: one result per window`)
+    t.equal(r.pooled.requests, 100, `${r.id}: 2 windows × 50 requests recorded, warm-up excluded`)
+    t.equal(r.pooled.errors, 0)
+    t.ok(r.pooled.p99Ms >= r.pooled.p50Ms)
+  }
+  t.equal(seen.filter((s) => s.url === '/a').length, 103, 'target a: 3 warm-up + 100 recorded requests sent')
+  t.same([...new Set(seen.filter((s) => s.url === '/a').map((s) => s.auth))].sort(), ['Bearer t1', 'Bearer t2'], 'tokens used round-robin')
+  t.same([...new Set(seen.filter((s) => s.url === '/b').map((s) => s.auth))], [undefined], 'no tokens: no Authorization header')
 })
