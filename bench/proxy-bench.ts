@@ -62,6 +62,8 @@ interface Row {
 const FIXED_RATE_SCENARIOS: ScenarioId[] = ['direct', 'haproxy-hs256', 'gateway-hs256', 'gateway-eddsa-repeated']
 /** Requests the fixed-rate client sends one by one to each target before the first window (not recorded). */
 const OPEN_LOOP_WARMUP_REQUESTS = 500
+/** Then seconds at the fixed rate per target, not recorded: the steady state at 1,000 requests/s is measured. */
+const OPEN_LOOP_WARMUP_SECONDS = 3
 /** Length of one fixed-rate window; each scenario gets rounds × fixedRateSeconds of them in all. */
 const FIXED_RATE_WINDOW_SECONDS = 1
 
@@ -267,6 +269,7 @@ export async function runProxyBench(options: BenchOptions, workDir: string): Pro
     windowSeconds: FIXED_RATE_WINDOW_SECONDS,
     passes: Math.max(1, Math.round((options.rounds * options.fixedRateSeconds) / FIXED_RATE_WINDOW_SECONDS)),
     warmupRequests: OPEN_LOOP_WARMUP_REQUESTS,
+    warmupSeconds: options.quick ? 1 : OPEN_LOOP_WARMUP_SECONDS,
     targets: fixedScenarios.map((scenario) => ({ id: scenario.id, url: scenario.target.baseUrl + scenario.path, tokens: [...pools.repeatedFor(scenario.alg)] }))
   }, workDir, LOAD_CORE)
   const pooledOf = (id: ScenarioId): LoadResult | undefined => fixedResults.find((r) => r.id === id)?.pooled

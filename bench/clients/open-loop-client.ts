@@ -27,6 +27,12 @@ export interface OpenLoopJob {
   passes: number
   /** Per target, requests sent one at a time before the first window, not recorded (connections, JIT). */
   warmupRequests: number
+  /**
+   * Then, per target, this long at the fixed rate, not recorded: the process under test settles into the
+   * steady state the target is about (its optimizing compiler and garbage collector done with whatever
+   * the phases before left them, e.g. the closed-loop burst of fresh tokens).
+   */
+  warmupSeconds: number
   targets: OpenLoopTarget[]
 }
 
@@ -45,8 +51,7 @@ async function run (job: OpenLoopJob): Promise<OpenLoopTargetResult[]> {
   const latencies = new Map<string, number[]>(job.targets.map((target) => [target.id, []]))
   const windows = new Map<string, LoadResult[]>(job.targets.map((target) => [target.id, []]))
   for (const target of job.targets) {
-    // A zero-length window: only the warm-up requests are sent.
-    await runOpenLoop({ url: target.url, ratePerSecond: job.ratePerSecond, durationSeconds: 0, headersFor: headersFor(target), warmupRequests: job.warmupRequests, agent: agents.get(target.id)! })
+    await runOpenLoop({ url: target.url, ratePerSecond: job.ratePerSecond, durationSeconds: job.warmupSeconds, headersFor: headersFor(target), warmupRequests: job.warmupRequests, agent: agents.get(target.id)! })
   }
   for (let pass = 0; pass < job.passes; pass++) {
     for (const target of job.targets) {

@@ -63,7 +63,7 @@ t.test('CPU profile hot spots: self time per function, idle excluded', async (t)
   t.equal(spots[1]?.name, '(anonymous)')
 })
 
-t.test('fixed-rate client process: warm-up not recorded, every window counted, windows pooled per target', async (t) => {
+t.test('fixed-rate client process: warm-up (one by one, then at the rate) not recorded, every window counted, windows pooled per target', async (t) => {
   const { createServer } = await import('node:http')
   const { mkdtempSync, rmSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
@@ -83,6 +83,7 @@ t.test('fixed-rate client process: warm-up not recorded, every window counted, w
     windowSeconds: 0.25,
     passes: 2,
     warmupRequests: 3,
+    warmupSeconds: 0.1,
     targets: [{ id: 'a', url: `${base}/a`, tokens: ['t1', 't2'] }, { id: 'b', url: `${base}/b`, tokens: [] }]
   }, dir, undefined)
   t.same(results.map((r) => r.id), ['a', 'b'])
@@ -92,7 +93,7 @@ t.test('fixed-rate client process: warm-up not recorded, every window counted, w
     t.equal(r.pooled.errors, 0)
     t.ok(r.pooled.p99Ms >= r.pooled.p50Ms)
   }
-  t.equal(seen.filter((s) => s.url === '/a').length, 103, 'target a: 3 warm-up + 100 recorded requests sent')
+  t.equal(seen.filter((s) => s.url === '/a').length, 123, 'target a: 3 one-by-one + 20 at the rate (warm-up) + 100 recorded requests sent')
   t.same([...new Set(seen.filter((s) => s.url === '/a').map((s) => s.auth))].sort(), ['Bearer t1', 'Bearer t2'], 'tokens used round-robin')
   t.same([...new Set(seen.filter((s) => s.url === '/b').map((s) => s.auth))], [undefined], 'no tokens: no Authorization header')
 })
