@@ -126,6 +126,14 @@ t.test('RateLimit headers describe the limit nearest to refusing (per IP or per 
   const c = await get(userTighter.url + '/api/tasks')
   t.equal(c.status, 401)
   t.same([c.headers['ratelimit-limit'], c.headers['ratelimit-remaining']], ['100', '93'], 'unauthenticated: only the per-IP limit applies')
+
+  // Both at 0 left, the per-user limit refusing: the headers are the refusing limit's.
+  const both = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_USER_MAX: '1', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => both.close())
+  t.equal((await get(both.url + '/api/tasks', bearer(token))).status, 200)
+  const refused = await get(both.url + '/api/tasks', bearer(token))
+  t.equal(refused.status, 429)
+  t.same([refused.headers['ratelimit-limit'], refused.headers['ratelimit-remaining']], ['1', '0'], 'a 429 describes the limit that refused it')
 })
 
 t.test('Redis unreachable: requests are let through (fail open), never a 5xx or a hung request', async (t) => {

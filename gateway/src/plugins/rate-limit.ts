@@ -59,14 +59,15 @@ function count (limiter: Limiter, key: string, request: FastifyRequest, reply: F
     const remaining = Math.max(0, limiter.max - result.current)
     const resetSec = Math.ceil(result.ttl / 1000)
     // Two limiters may count one request (per IP, then per user): the headers describe the one with
-    // fewer requests left, the one a client must pace itself by.
+    // fewer requests left, the one a client must pace itself by — and on a 429, the one that refused.
+    const refused = result.current > limiter.max
     const shown = reply.getHeader('ratelimit-remaining')
-    if (shown === undefined || remaining < Number(shown)) {
+    if (refused || shown === undefined || remaining < Number(shown)) {
       reply.header('ratelimit-limit', limiter.max)
       reply.header('ratelimit-remaining', remaining)
       reply.header('ratelimit-reset', resetSec)
     }
-    if (result.current <= limiter.max) { done(); return }
+    if (!refused) { done(); return }
     const retryAfter = Math.max(1, resetSec)
     reply
       .code(429)
