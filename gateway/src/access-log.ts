@@ -3,11 +3,13 @@
 // logger is made for it (request-logger.ts).
 //
 // Two writers: the onResponse hook (app.ts) for every response that was sent whole, and the forwarder
-// (pipeline/forward.ts) for a forwarded response cut short — the client went away, the task service
-// failed mid-body, or the client stopped reading. Fastify runs onResponse only on 'finish' or 'error',
-// so without the second writer those requests would leave no line at all. Such a line carries
-// `aborted: true`, and statusCode 499 ("client closed request", as nginx logs it) when no status had
-// been sent yet.
+// (pipeline/forward.ts) for a request to be forwarded that did not end with a whole response — the
+// client went away (before forwarding, while waiting, or mid-body), the task service failed mid-body,
+// or the client stopped reading. Fastify runs onResponse only on 'finish' or 'error', so without the
+// second writer those requests would leave no line at all. Such a line carries `aborted: true`, and
+// statusCode 499 ("client closed request", as nginx logs it) when no status had been sent yet. (Not
+// covered: a client that leaves during the few microseconds in which the gateway writes one of its own
+// small answers — 401, 403, 429 — for a request that is never forwarded.)
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { pathWithoutQuery } from './url-path.js'
 

@@ -201,6 +201,53 @@ t.test('a request dropped while queued for a connection (its client went away) i
   t.equal(slow.connections(), 1, 'over the same connection: dropping a queued request does not destroy it')
 })
 
+t.test('a POST whose client leaves mid-body while it waits for a connection: the gateway keeps running, nothing is sent, the pooled connection stays open', async (t) => {
+  let release: (() => void) | undefined
+  const slow = await startUpstream((req, res) => {
+    if (req.url === '/tasks?hold=1') { release = () => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') }; return }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('[]')
+  })
+  const g = await startGateway({ TASK_SERVICE_URL: slow.url, UPSTREAM_CONNECTIONS: '1', UPSTREAM_TIMEOUT_MS: '5000' })
+  t.teardown(async () => { await g.close(); await slow.close() })
+  const uncaught: unknown[] = []
+  const onUncaught = (err: unknown): void => { uncaught.push(err) }
+  process.on('uncaughtException', onUncaught)
+  t.teardown(() => { process.off('uncaughtException', onUncaught) })
+
+  const first = call('GET', '/api/tasks?hold=1', undefined, g)
+  await eventually(() => release !== undefined)
+  // Queued behind it: a POST announcing 100 kB that sends 10 kB, then its client goes away.
+  const uploader = net.connect(g.port, '127.0.0.1')
+  uploader.on('error', () => {})
+  uploader.write(`POST /api/tasks?queued=post HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n`)
+  uploader.write(Buffer.alloc(10_000, 'a'))
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  uploader.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 200))
+
+  t.same(uncaught, [], 'no uncaught exception')
+  release?.()
+  t.equal((await first).status, 200)
+  t.equal((await call('GET', '/api/tasks?after=1', undefined, g)).status, 200, 'the next request is served')
+  t.notOk(slow.received.some((r) => r.url.includes('queued=post')), 'the abandoned POST was never sent')
+  t.equal(slow.connections(), 1, 'over the same pooled connection')
+  t.same(uncaught, [], 'still no uncaught exception')
+})
+
+t.test('pipelined requests on one connection are each answered, in order', async (t) => {
+  const s = net.connect(gw.port, '127.0.0.1')
+  s.on('error', () => {})
+  let got = ''
+  s.setEncoding('latin1')
+  s.on('data', (c: string) => { got += c })
+  const one = `GET /api/tasks?n=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`
+  const two = `GET /api/tasks?n=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`
+  s.write(one + two)
+  await new Promise<void>((resolve) => { s.on('close', () => { resolve() }); setTimeout(() => { s.destroy(); resolve() }, 10_000).unref() })
+  t.equal(got.match(/HTTP\/1\.1 200/g)?.length, 2, `two answers (got ${JSON.stringify(got.slice(0, 200))})`)
+  t.same(up.tasks().map((r) => r.url), ['/tasks?n=1', '/tasks?n=2'], 'both forwarded, in order')
+})
+
 t.test('/readyz is single-flight and cached briefly: 200 concurrent probes cost at most 2 upstream checks; still turns 503 when the task service goes down', async (t) => {
   let upstreamReady = true
   const counting = await startUpstream((req, res) => {

@@ -23,8 +23,12 @@
 // - Client gone (connection closed before the response finished): the upstream request is aborted. A
 //   queued one is dropped without touching the pooled connection it would have used.
 // - Client that stops reading: while it takes nothing, the task service is held back (backpressure); after
-//   SERVER_RESPONSE_STALL_TIMEOUT_MS of that the client is disconnected and the upstream request aborted,
-//   since undici's body timeout does not run while a response is paused.
+//   SERVER_RESPONSE_STALL_TIMEOUT_MS without a byte reaching its connection the client is disconnected and
+//   the upstream request aborted, since undici's body timeout does not run while a response is paused.
+//   (Progress is seen when Node hands bytes to the kernel, which takes the client reading a part of the
+//   socket buffers: a client reading a multi-megabyte answer very slowly can look stalled.)
+// - The copy of the client's body never has an unhandled 'error' (a POST abandoned while it waits for a
+//   connection must not stop the process).
 // - Errors before the response head: refused/reset/garbage → 502 upstream_unavailable; connect
 //   timeout → 504. After the head has been sent the client's connection is closed mid-body (a
 //   truncated response, never a well-formed wrong one). Bodies never name the host.
@@ -224,8 +228,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   private paused = false
   /** Runs while the client takes none of the response (paused): see clientStalled(). */
   private stallTimer: NodeJS.Timeout | undefined
+  /** The client connection's bytesWritten when the stall timer was last armed (progress check). */
+  private stallMark = 0
   private readonly res: ServerResponse
   private readonly timer: NodeJS.Timeout
+  /** The copy of the client's body handed to undici (null: no body). */
+  readonly body: PassThrough | null
 
   constructor (
     private readonly request: FastifyRequest,
@@ -234,6 +242,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly settings: ExchangeSettings
   ) {
     this.res = reply.raw
+    this.body = requestBody(request.raw, this)
     this.timer = setTimeout(onDeadline, settings.timeoutMs, this)
     this.res.once('close', () => {
       this.clientClosed()
@@ -248,8 +257,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.controller = controller
     // Dropped while it waited for a connection (client gone, deadline passed). Throwing here makes undici
     // fail the request before a byte is written and leave the connection in the pool; controller.abort()
-    // would destroy that healthy connection as if a request on it had been cut off mid-way.
-    if (this.pendingAbort !== undefined) throw this.pendingAbort
+    // would destroy that healthy connection as if a request on it had been cut off mid-way. undici does
+    // not destroy the body on this path: done here.
+    if (this.pendingAbort !== undefined) {
+      this.body?.destroy()
+      throw this.pendingAbort
+    }
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -296,6 +309,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       // it drains (or goes away: the 'close' listener aborts the upstream request then).
       this.paused = true
       controller.pause()
+      this.stallMark = this.clientBytesWritten()
       this.stallTimer = setTimeout(onStall, this.settings.stallTimeoutMs, this)
       this.res.once('drain', () => {
         this.paused = false
@@ -307,6 +321,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd (): void {
     this.upstreamOver = true
+    clearTimeout(this.stallTimer)
     if (this.state !== 'streaming') return
     this.state = 'over'
     this.res.end()
@@ -314,6 +329,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError (_controller: Dispatcher.DispatchController | undefined, error: Error & { code?: string, cause?: unknown }): void {
     this.upstreamOver = true
+    clearTimeout(this.stallTimer)
     const state = this.state
     if (state === 'waiting') {
       this.state = 'answered'
@@ -349,8 +365,27 @@ class Exchange implements Dispatcher.DispatchHandler {
    */
   clientStalled (): void {
     if (this.state !== 'streaming' || !this.paused) return
+    // Bytes reached the client's connection since the timer was armed: slow, not stalled; wait again.
+    const written = this.clientBytesWritten()
+    if (written > this.stallMark) {
+      this.stallMark = written
+      this.stallTimer = setTimeout(onStall, this.settings.stallTimeoutMs, this)
+      return
+    }
     this.request.log.warn({ stallTimeoutMs: this.settings.stallTimeoutMs }, 'client stopped reading its response; disconnected')
     this.res.destroy()
+  }
+
+  /**
+   * The client's body stopped before its end (its connection closed, or it errored). Once the request
+   * is on a connection, the error makes undici abort it (that connection cannot be reused). While it
+   * still waits for one, the copy is destroyed quietly: an error there would make undici destroy the
+   * healthy connection it is later given, and the request is dropped by onRequestStart() instead.
+   */
+  clientBodyCut (err: Error): void {
+    if (this.body === null) return
+    if (this.controller !== undefined) this.body.destroy(err)
+    else this.body.destroy()
   }
 
   clientClosed (): void {
@@ -361,6 +396,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       clearTimeout(this.timer)
       this.abortUpstream(new ClientGoneError('client closed the connection'))
     }
+  }
+
+  /** Bytes written to the client's connection so far (res.socket is null while a pipelined answer waits). */
+  private clientBytesWritten (): number {
+    return this.request.raw.socket?.bytesWritten ?? 0
   }
 
   /**
@@ -382,9 +422,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** True once the client's connection is gone: nothing written to `res` can reach it any more. */
+/**
+ * True once the client's connection is gone: nothing written to `res` can reach it any more. (A
+ * response to a pipelined request has no socket until the answers before it are out; that is not gone.)
+ */
 function clientGone (res: ServerResponse): boolean {
-  return res.destroyed || res.socket === null || res.socket.destroyed
+  return res.destroyed || res.req.socket.destroyed
 }
 
 function onStall (exchange: Exchange): void {
@@ -400,14 +443,19 @@ function onDeadline (exchange: Exchange): void {
  * PassThrough, so that aborting the upstream request destroys only that copy, never the client's
  * socket (a 504 must still reach the client).
  */
-function requestBody (raw: IncomingMessage): PassThrough | null {
+function requestBody (raw: IncomingMessage, exchange: Exchange): PassThrough | null {
   const length = raw.headers['content-length']
   if (raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return null
   const copy = new PassThrough()
-  raw.once('error', (err) => { copy.destroy(err) })
-  raw.once('close', () => { if (!raw.readableEnded) copy.destroy(new Error('client aborted the request body')) })
+  // undici listens for a body's errors only once the request sits in a connection's queue; while it
+  // waits in the pool's own queue nothing else would, and an unhandled 'error' stops the process.
+  copy.on('error', ignoreError)
+  raw.once('error', (err) => { exchange.clientBodyCut(err) })
+  raw.once('close', () => { if (!raw.readableEnded) exchange.clientBodyCut(new Error('client aborted the request body')) })
   return raw.pipe(copy)
 }
+
+function ignoreError (): void {}
 
 export async function registerForwarder (app: FastifyInstance, opts: ForwardOptions): Promise<Forwarder> {
   const origin = new URL(opts.origin).origin
@@ -440,7 +488,10 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
       const expect = raw.headers.expect
       // The client may have gone while the request waited (a JWKS refetch, a Redis round trip): its
       // response's 'close' has passed, so nothing would ever abort the upstream request. Send nothing.
-      if (clientGone(reply.raw)) return
+      if (clientGone(reply.raw)) {
+        logAccess(request.server.log, request, reply, true)
+        return
+      }
       if (typeof expect === 'string' && expect.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
       const exchange = new Exchange(request, reply, route.publicPrefix, settings)
       pool.dispatch({
@@ -448,7 +499,7 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
         path: route.query === '' ? route.upstreamPath : route.upstreamPath + '?' + route.query,
         method: request.method as Dispatcher.HttpMethod,
         headers,
-        body: requestBody(raw)
+        body: exchange.body
       }, exchange)
     },
     async upstreamReady (timeoutMs) {
