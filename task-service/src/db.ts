@@ -13,7 +13,11 @@ export interface QueryResult<R> {
 export interface Queryable {
   /** One parameterized statement. */
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<R>>
-  /** A script of one or more statements without parameters (migrations). */
+  /**
+   * A script of one or more statements without parameters (migrations). Not bound by the request-path
+   * client timeout: a migration may run long (PostgreSQL: up to SCRIPT_TIMEOUT_MS; the server-side
+   * statement_timeout is lifted by the migration's own transaction).
+   */
   exec(sql: string): Promise<void>
 }
 
@@ -89,7 +93,12 @@ export interface PostgresOptions {
   options?: string
   max?: number
   onIdleError?: (err: Error) => void
+  /** Server-side limit per statement on the request path (default 5 s); the client-side one is 3 s longer. */
+  statementTimeoutMs?: number
 }
+
+/** Client-side bound on one exec() script (migrations): long enough for real work, short of forever. */
+export const SCRIPT_TIMEOUT_MS = 30 * 60_000
 
 class PgQueryable implements Queryable {
   constructor(private readonly client: pg.Pool | pg.PoolClient) {}
@@ -103,7 +112,8 @@ class PgQueryable implements Queryable {
   }
   async exec(sql: string): Promise<void> {
     try {
-      await this.client.query(sql)
+      // pg reads query_timeout per query (its types do not declare it).
+      await this.client.query({ text: sql, query_timeout: SCRIPT_TIMEOUT_MS } as pg.QueryConfig)
     } catch (err) {
       translate(err)
     }
@@ -124,8 +134,8 @@ export class PostgresDatabase extends PgQueryable implements Database {
       connectionTimeoutMillis: 3000,
       idleTimeoutMillis: 30000,
       // Server-side limit first (a clean cancel, SQLSTATE 57014 → 503); the client-side one covers a silent network.
-      statement_timeout: 5000,
-      query_timeout: 8000,
+      statement_timeout: opts.statementTimeoutMs ?? 5000,
+      query_timeout: (opts.statementTimeoutMs ?? 5000) + 3000,
       application_name: 'task-service'
     })
     // An idle client whose server went away emits 'error' on the pool; without a listener that would crash the

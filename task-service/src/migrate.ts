@@ -37,7 +37,11 @@ export async function loadMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migrati
 export async function runMigrations(db: Database, dir: URL = MIGRATIONS_DIR): Promise<string[]> {
   const migrations = await loadMigrations(dir)
   return db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY])
+    // Not bound by the request path's statement timeout: a migration may run long, and an instance that
+    // starts while another migrates waits on the lock for as long as that takes. (exec(): no client-side
+    // request timeout either; the lock key is a constant, hence no parameter.)
+    await tx.exec('SET LOCAL statement_timeout = 0')
+    await tx.exec(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY}::bigint)`)
     await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version text PRIMARY KEY,
       name text NOT NULL,

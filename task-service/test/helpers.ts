@@ -44,7 +44,7 @@ export async function dropSchema(schema: string): Promise<void> {
 }
 
 async function openPrivateDatabase(
-  opts: { connectionString?: string; schema?: string } = {}
+  opts: { connectionString?: string; schema?: string; statementTimeoutMs?: number } = {}
 ): Promise<{ db: Database; cleanup: () => Promise<void> }> {
   if (TEST_DATABASE_URL === undefined) {
     const db = await PgliteDatabase.open()
@@ -56,7 +56,8 @@ async function openPrivateDatabase(
   const db = new PostgresDatabase({
     connectionString: opts.connectionString ?? TEST_DATABASE_URL,
     options: `-c search_path=${schema}`,
-    max: 5
+    max: 5,
+    ...(opts.statementTimeoutMs !== undefined ? { statementTimeoutMs: opts.statementTimeoutMs } : {})
   })
   return {
     db,
@@ -74,7 +75,7 @@ async function openPrivateDatabase(
  */
 export async function openTestDatabase(
   t: TestContext,
-  opts: { connectionString?: string; schema?: string } = {}
+  opts: { connectionString?: string; schema?: string; statementTimeoutMs?: number } = {}
 ): Promise<Database> {
   const { db, cleanup } = await openPrivateDatabase(opts)
   t.teardown(cleanup)

@@ -15,6 +15,18 @@ async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string
   return dir
 }
 
+t.test(`migrations are not bound by the request statement timeout (${BACKEND}; PostgreSQL: statement_timeout 200 ms)`, async (t) => {
+  // A migration may legitimately run long (an index on a big table), and a second instance starting at
+  // the same time waits on the migration lock for as long as the first one takes.
+  const slowDb = await openTestDatabase(t, { statementTimeoutMs: 200 })
+  const dir = await tempDir(t)
+  await writeFile(join(dir, '001_slow.sql'), 'SELECT pg_sleep(0.5); CREATE TABLE slow_done (id int);')
+  t.same(await runMigrations(slowDb, pathToFileURL(dir + '/')), ['001'], 'a 0.5 s migration is applied')
+  if (BACKEND === 'postgres') {
+    await t.rejects(slowDb.query('SELECT pg_sleep(0.5)'), { name: 'DatabaseUnavailableError' }, 'while a request-path query still times out at 200 ms')
+  }
+})
+
 t.test('the shipped migrations are well named and start at 001', async (t) => {
   const migrations = await loadMigrations()
   t.ok(migrations.length >= 1)
