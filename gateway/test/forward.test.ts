@@ -248,6 +248,33 @@ t.test('pipelined requests on one connection are each answered, in order', async
   t.same(up.tasks().map((r) => r.url), ['/tasks?n=1', '/tasks?n=2'], 'both forwarded, in order')
 })
 
+t.test('a pipelined request whose client leaves while the answer before it is still out: its upstream request is aborted too', async (t) => {
+  let bigClosed = false
+  const stub = await startUpstream((req, res) => {
+    if (req.url?.startsWith('/tasks?first')) { setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') }, 300); return }
+    if (req.url?.startsWith('/tasks?big')) {
+      req.socket.once('close', () => { bigClosed = true })
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      const chunk = Buffer.alloc(64 * 1024, 'x')
+      const pump = (): void => { while (res.write(chunk)) { /* until the gateway holds us back */ } res.once('drain', pump) }
+      pump()
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('[]')
+  })
+  // Default stall timeout (10 s): only noticing that the client left can free the connection in time.
+  const g = await startGateway({ TASK_SERVICE_URL: stub.url, UPSTREAM_CONNECTIONS: '2', UPSTREAM_TIMEOUT_MS: '5000' })
+  t.teardown(async () => { await g.close(); await stub.close() })
+  const s = net.connect(g.port, '127.0.0.1')
+  s.on('error', () => {})
+  s.write(`GET /api/tasks?first=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\nGET /api/tasks?big=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`)
+  await eventually(() => stub.tasks().length === 2)
+  s.destroy()
+  await eventually(() => bigClosed, 3_000)
+  t.pass('the second request\'s upstream connection was closed')
+  t.equal((await call('GET', '/api/tasks?after=1', undefined, g)).status, 200, 'and the gateway serves on')
+})
+
 t.test('/readyz is single-flight and cached briefly: 200 concurrent probes cost at most 2 upstream checks; still turns 503 when the task service goes down', async (t) => {
   let upstreamReady = true
   const counting = await startUpstream((req, res) => {

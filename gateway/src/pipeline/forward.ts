@@ -29,6 +29,12 @@
 //   socket buffers: a client reading a multi-megabyte answer very slowly can look stalled.)
 // - The copy of the client's body never has an unhandled 'error' (a POST abandoned while it waits for a
 //   connection must not stop the process).
+// - Pipelined requests are forwarded as they arrive; each answer waits for the ones before it (Node
+//   queues them). Such an answer has no socket yet, so its stall timer starts only when its turn comes,
+//   and the connection itself is watched for the client leaving (Node emits no 'close' on it then).
+// - The gateway's own 504 closes the client connection only when Node's parser has not seen the whole
+//   request (part of its body still on the wire); otherwise the connection serves the next request.
+// Properties over random well- and ill-behaved clients: gateway/test/connection-chaos.test.ts.
 // - Errors before the response head: refused/reset/garbage → 502 upstream_unavailable; connect
 //   timeout → 504. After the head has been sent the client's connection is closed mid-body (a
 //   truncated response, never a well-formed wrong one). Bodies never name the host.
@@ -234,6 +240,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly timer: NodeJS.Timeout
   /** The copy of the client's body handed to undici (null: no body). */
   readonly body: PassThrough | null
+  private closeSeen = false
 
   constructor (
     private readonly request: FastifyRequest,
@@ -244,11 +251,24 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.res = reply.raw
     this.body = requestBody(request.raw, this)
     this.timer = setTimeout(onDeadline, settings.timeoutMs, this)
-    this.res.once('close', () => {
-      this.clientClosed()
-      // Closed before the response was finished: Fastify's onResponse (the access line) will not run.
-      if (!this.res.writableFinished) logAccess(this.request.server.log, this.request, this.reply, true)
-    })
+    this.res.once('close', () => { this.connectionClosed() })
+    // A pipelined request's response has no socket until the answers before it are out, and Node emits
+    // no 'close' on it when the client goes away meanwhile: watch the connection itself until then.
+    const socket = request.raw.socket
+    if (this.res.socket === null && socket !== null) {
+      const onSocketClose = (): void => { this.connectionClosed() }
+      socket.once('close', onSocketClose)
+      this.res.once('finish', () => { socket.off('close', onSocketClose) })
+    }
+  }
+
+  /** The client's connection closed (or the response did): once per exchange. */
+  private connectionClosed (): void {
+    if (this.closeSeen) return
+    this.closeSeen = true
+    this.clientClosed()
+    // Closed before the response was finished: Fastify's onResponse (the access line) will not run.
+    if (!this.res.writableFinished) logAccess(this.request.server.log, this.request, this.reply, true)
   }
 
   // ---- undici's handler interface ------------------------------------------------------------------
@@ -309,8 +329,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       // it drains (or goes away: the 'close' listener aborts the upstream request then).
       this.paused = true
       controller.pause()
-      this.stallMark = this.clientBytesWritten()
-      this.stallTimer = setTimeout(onStall, this.settings.stallTimeoutMs, this)
+      // A pipelined answer still waiting for the ones before it has no socket: the client is not the one
+      // holding it up, so the stall timer starts only once the answer has its turn.
+      if (this.res.socket !== null) this.armStallTimer()
+      else this.res.once('socket', () => { if (this.paused) this.armStallTimer() })
       this.res.once('drain', () => {
         this.paused = false
         clearTimeout(this.stallTimer)
@@ -353,7 +375,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.state = 'answered'
     if (!this.reply.sent && !this.res.destroyed) {
       this.request.log.warn({ upstreamError: 'deadline', timeoutMs: this.settings.timeoutMs }, 'task service request failed')
-      this.answerItself(504, !this.request.raw.complete || !this.request.raw.readableEnded)
+      // complete: Node's parser has seen the whole request, body included, so the connection is in step
+      // for the next (pipelined or keep-alive) request whether or not anyone read that body.
+      this.answerItself(504, !this.request.raw.complete)
     }
     this.abortUpstream(new UpstreamDeadlineError('upstream deadline passed'))
   }
@@ -374,6 +398,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.request.log.warn({ stallTimeoutMs: this.settings.stallTimeoutMs }, 'client stopped reading its response; disconnected')
     this.res.destroy()
+    // A response still waiting for its socket (pipelined) emits no 'close' on destroy(): free the
+    // upstream request here rather than rely on it.
+    this.connectionClosed()
   }
 
   /**
@@ -396,6 +423,12 @@ class Exchange implements Dispatcher.DispatchHandler {
       clearTimeout(this.timer)
       this.abortUpstream(new ClientGoneError('client closed the connection'))
     }
+  }
+
+  private armStallTimer (): void {
+    this.stallMark = this.clientBytesWritten()
+    clearTimeout(this.stallTimer)
+    this.stallTimer = setTimeout(onStall, this.settings.stallTimeoutMs, this)
   }
 
   /** Bytes written to the client's connection so far (res.socket is null while a pipelined answer waits). */

@@ -24,6 +24,8 @@ export interface StubUpstream {
   respond: (r: Responder) => void
   /** TCP connections accepted so far (a pooled connection reused does not count again). */
   connections: () => number
+  /** TCP connections open right now. */
+  openConnections: () => number
   close: () => Promise<void>
 }
 
@@ -50,7 +52,12 @@ export async function startUpstream (responder: Responder = defaultResponder): P
   })
   server.keepAliveTimeout = 5_000
   let connections = 0
-  server.on('connection', () => { connections++ })
+  let open = 0
+  server.on('connection', (socket) => {
+    connections++
+    open++
+    socket.once('close', () => { open-- })
+  })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   const origin = `http://127.0.0.1:${port}`
@@ -61,6 +68,7 @@ export async function startUpstream (responder: Responder = defaultResponder): P
     tasks: () => received.filter((r) => r.url.startsWith('/tasks')),
     respond: (r) => { current = r },
     connections: () => connections,
+    openConnections: () => open,
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
