@@ -34,7 +34,6 @@
 //   and the connection itself is watched for the client leaving (Node emits no 'close' on it then).
 // - The gateway's own 504 closes the client connection only when Node's parser has not seen the whole
 //   request (part of its body still on the wire); otherwise the connection serves the next request.
-// Properties over random well- and ill-behaved clients: gateway/test/connection-chaos.test.ts.
 // - Errors before the response head: refused/reset/garbage → 502 upstream_unavailable; connect
 //   timeout → 504. After the head has been sent the client's connection is closed mid-body (a
 //   truncated response, never a well-formed wrong one). Bodies never name the host.
@@ -45,6 +44,8 @@
 //   dropped. Content-Location and the URL in Refresh are kept only when they map to /api/…/tasks….
 //   The gateway's own headers (CORS, rate limit, request id, security headers) win over the task
 //   service's.
+// Properties over random well- and ill-behaved clients (pipelining, leaving, not reading, half-closing):
+// gateway/test/connection-chaos.test.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -385,7 +386,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   /**
    * The client has taken nothing for stallTimeoutMs while the task service's response waits (paused,
    * holding a pooled connection): a reader that never reads would hold it for good, since undici's body
-   * timeout does not run while paused. Cut the client off; 'close' then aborts the upstream request.
+   * timeout does not run while paused. Cut the client off and abort the upstream request.
    */
   clientStalled (): void {
     if (this.state !== 'streaming' || !this.paused) return
