@@ -67,6 +67,11 @@ const OPEN_LOOP_WARMUP_SECONDS = 3
 /** Length of one fixed-rate window; each scenario gets rounds × fixedRateSeconds of them in all. */
 const FIXED_RATE_WINDOW_SECONDS = 1
 
+/** Fixed-rate windows per scenario. */
+function fixedRateWindows(options: BenchOptions): number {
+  return Math.max(1, Math.round((options.rounds * options.fixedRateSeconds) / FIXED_RATE_WINDOW_SECONDS))
+}
+
 /** Targets from the issue, as ratios measured in the same run. */
 const TARGETS = {
   hs256VsHaproxy: 2.5,
@@ -267,7 +272,7 @@ export async function runProxyBench(options: BenchOptions, workDir: string): Pro
   const fixedResults = fixedScenarios.length === 0 ? [] : await runOpenLoopProcess({
     ratePerSecond: options.fixedRatePerSecond,
     windowSeconds: FIXED_RATE_WINDOW_SECONDS,
-    passes: Math.max(1, Math.round((options.rounds * options.fixedRateSeconds) / FIXED_RATE_WINDOW_SECONDS)),
+    passes: fixedRateWindows(options),
     warmupRequests: OPEN_LOOP_WARMUP_REQUESTS,
     warmupSeconds: options.quick ? 1 : OPEN_LOOP_WARMUP_SECONDS,
     targets: fixedScenarios.map((scenario) => ({ id: scenario.id, url: scenario.target.baseUrl + scenario.path, tokens: [...pools.repeatedFor(scenario.alg)] }))
@@ -389,8 +394,7 @@ function renderReport(
   lines.push('"CPU µs/req" is the CPU time (user + system, all threads) of the process under test divided by the responses it served: the proxy for proxied rows, the upstream itself for "direct".')
   if (fixedRows.length > 0) {
     lines.push('')
-    const windows = Math.max(1, Math.round((options.rounds * options.fixedRateSeconds) / FIXED_RATE_WINDOW_SECONDS))
-    lines.push(`Fixed rate: ${options.fixedRatePerSecond} requests/s (open loop, from a client process of its own), ${windows} window(s) of ${FIXED_RATE_WINDOW_SECONDS} s per scenario, interleaved across the scenarios, percentiles over all of a scenario's windows together; latency from send to last byte.`)
+    lines.push(`Fixed rate: ${options.fixedRatePerSecond} requests/s (open loop, from a client process of its own), ${fixedRateWindows(options)} window(s) of ${FIXED_RATE_WINDOW_SECONDS} s per scenario, interleaved across the scenarios, percentiles over all of a scenario's windows together; latency from send to last byte.`)
     lines.push('')
     lines.push(
       markdownTable(

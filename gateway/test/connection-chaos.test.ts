@@ -15,7 +15,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import net from 'node:net'
 import type { ServerResponse } from 'node:http'
-import { startUpstream, type StubUpstream } from './helpers/upstream.js'
+import { sendChunks, startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
 import { signHs } from './helpers/keys.js'
 import { request } from 'undici'
@@ -41,16 +41,7 @@ t.before(async () => {
     if (behaviour === 'hold') { held.add(res); res.once('close', () => held.delete(res)); return }
     if (behaviour === 'big') {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(BIG) })
-      const chunk = Buffer.alloc(64 * 1024, 'x')
-      let sent = 0
-      const pump = (): void => {
-        while (sent < BIG) {
-          sent += chunk.length
-          if (!res.write(chunk)) { res.once('drain', pump); return }
-        }
-        res.end()
-      }
-      pump()
+      sendChunks(res, Buffer.alloc(64 * 1024, 'x'), BIG / (64 * 1024))
       return
     }
     const answer = (): void => { res.writeHead(200, { 'content-type': 'application/json' }).end('[]') }

@@ -3,7 +3,7 @@
 import t from 'tap'
 import net from 'node:net'
 import { request } from 'undici'
-import { startUpstream, type StubUpstream } from './helpers/upstream.js'
+import { sendChunks, startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
 import { signHs } from './helpers/keys.js'
 import { rawHttp, req } from './helpers/raw.js'
@@ -255,9 +255,7 @@ t.test('a pipelined request whose client leaves while the answer before it is st
     if (req.url?.startsWith('/tasks?big')) {
       req.socket.once('close', () => { bigClosed = true })
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
-      const chunk = Buffer.alloc(64 * 1024, 'x')
-      const pump = (): void => { while (res.write(chunk)) { /* until the gateway holds us back */ } res.once('drain', pump) }
-      pump()
+      sendChunks(res, Buffer.alloc(64 * 1024, 'x'), Infinity)
       return
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end('[]')
@@ -394,15 +392,7 @@ t.test('a large response reaches a slow reader intact (backpressure from the cli
   const chunks = 64
   up.respond((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream' })
-    let sent = 0
-    const pump = (): void => {
-      while (sent < chunks) {
-        sent++
-        if (!res.write(chunk)) { res.once('drain', pump); return }
-      }
-      res.end()
-    }
-    pump()
+    sendChunks(res, chunk, chunks)
   })
   const res = await request(gw.url + '/api/tasks', { headers: bearer(token) })
   t.equal(res.statusCode, 200)
@@ -424,15 +414,7 @@ t.test('a client that stops reading is cut off after SERVER_RESPONSE_STALL_TIMEO
     if (!req.url?.startsWith('/tasks?big')) { res.writeHead(200, { 'content-type': 'application/json' }).end('[]'); return }
     req.socket.once('close', () => { upstreamClosed = true })
     res.writeHead(200, { 'content-type': 'application/octet-stream' })
-    let sent = 0
-    const pump = (): void => {
-      while (sent < chunks) {
-        sent++
-        if (!res.write(chunk)) { res.once('drain', pump); return }
-      }
-      res.end()
-    }
-    pump()
+    sendChunks(res, chunk, chunks)
   })
   // One connection to the task service: while the stalled client holds it, nobody else is served.
   const g = await startGateway({ TASK_SERVICE_URL: big.url, UPSTREAM_CONNECTIONS: '1', UPSTREAM_TIMEOUT_MS: '5000', SERVER_RESPONSE_STALL_TIMEOUT_MS: '500' })

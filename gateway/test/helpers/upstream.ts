@@ -37,6 +37,22 @@ export const defaultResponder: Responder = (req, res) => {
   res.writeHead(200, { 'content-type': 'application/json' }).end('[]')
 }
 
+/**
+ * Writes `count` copies of `chunk` as the reader takes them (the next only after 'drain' when the socket
+ * is full), then ends the response. `count` may be Infinity: a body that never ends.
+ */
+export function sendChunks (res: ServerResponse, chunk: Buffer, count: number): void {
+  let sent = 0
+  const pump = (): void => {
+    while (sent < count) {
+      sent++
+      if (!res.write(chunk)) { res.once('drain', pump); return }
+    }
+    res.end()
+  }
+  pump()
+}
+
 export async function startUpstream (responder: Responder = defaultResponder): Promise<StubUpstream> {
   let current = responder
   const received: Recorded[] = []
