@@ -24,7 +24,7 @@ interface OperationResult {
 
 const USERS = 16
 
-export async function runE2eBench(options: BenchOptions, workDir: string): Promise<number> {
+export async function runE2eBench (options: BenchOptions, workDir: string): Promise<number> {
   // Say plainly what is missing rather than print numbers for a stack that does not exist yet.
   const missing = [
     ...(gatewaySourceExists() ? [] : ['the gateway (gateway/src/server.ts)']),
@@ -128,7 +128,7 @@ export async function runE2eBench(options: BenchOptions, workDir: string): Promi
   return results.some((r) => r.result.errors > 0) || results.length === 0 ? 1 : 0
 }
 
-async function runOperations(baseUrl: string, tokens: string[], count: number, concurrency: number): Promise<[string, LoadResult][]> {
+async function runOperations (baseUrl: string, tokens: string[], count: number, concurrency: number): Promise<[string, LoadResult][]> {
   const auth = (index: number): Record<string, string> => ({ authorization: `Bearer ${tokens[index % tokens.length]!}` })
   // ids[i] belongs to the user of request i, so toggles and deletes go out with the owner's token.
   const ids: string[] = new Array<string>(count)

@@ -68,7 +68,7 @@ const OPEN_LOOP_WARMUP_SECONDS = 3
 const FIXED_RATE_WINDOW_SECONDS = 1
 
 /** Fixed-rate windows per scenario. */
-function fixedRateWindows(options: BenchOptions): number {
+function fixedRateWindows (options: BenchOptions): number {
   return Math.max(1, Math.round((options.rounds * options.fixedRateSeconds) / FIXED_RATE_WINDOW_SECONDS))
 }
 
@@ -82,7 +82,7 @@ const TARGETS = {
   haproxyEs256OverHs256: 3.2
 }
 
-function probe(url: string, token: string): Promise<{ status: number; sawUser: string | undefined }> {
+function probe (url: string, token: string): Promise<{ status: number; sawUser: string | undefined }> {
   return new Promise((resolve) => {
     const req = request(url, { headers: { authorization: `Bearer ${token}` }, timeout: 5000 }, (res) => {
       res.resume()
@@ -102,7 +102,7 @@ class TokenPools {
   /** One pool per round (plus warm-up) so a round never meets a token that an earlier one cached. */
   private readonly fresh: string[][] = []
 
-  static async mint(keys: BenchKeys, options: BenchOptions, algorithms: TokenAlgorithm[]): Promise<TokenPools> {
+  static async mint (keys: BenchKeys, options: BenchOptions, algorithms: TokenAlgorithm[]): Promise<TokenPools> {
     const pools = new TokenPools()
     for (const alg of algorithms) pools.repeated.set(alg, await mintPool(keys, alg, options.connections))
     // Slack of a few requests per connection: autocannon may build a request or two past the count.
@@ -114,19 +114,19 @@ class TokenPools {
   }
 
   /** The same few tokens again and again (one per connection), as a logged-in user's browser sends. */
-  repeatedFor(alg: TokenAlgorithm): string[] {
+  repeatedFor (alg: TokenAlgorithm): string[] {
     const pool = this.repeated.get(alg)
     if (!pool) throw new Error(`no ${alg} tokens minted`)
     return pool
   }
 
   /** Round -1 is the warm-up. */
-  freshFor(round: number): string[] {
+  freshFor (round: number): string[] {
     return this.fresh[round + 1]!
   }
 }
 
-async function measure(scenario: Scenario, tokens: string[], options: BenchOptions, seconds: number): Promise<Sample> {
+async function measure (scenario: Scenario, tokens: string[], options: BenchOptions, seconds: number): Promise<Sample> {
   const watch = watchProcess(scenario.measured.pid)
   const load = await runClosedLoop({
     url: scenario.target.baseUrl + scenario.path,
@@ -138,7 +138,7 @@ async function measure(scenario: Scenario, tokens: string[], options: BenchOptio
   return { load, cpuMicrosPerRequest: window.cpuMicros / Math.max(1, load.requests), peakRssBytes: window.peakRssBytes }
 }
 
-function summarize(scenario: Scenario, samples: Sample[]): Row {
+function summarize (scenario: Scenario, samples: Sample[]): Row {
   return {
     scenario,
     requestsPerSecond: median(samples.map((s) => s.load.requestsPerSecond)),
@@ -165,7 +165,7 @@ interface FixedRateRow {
   errors: number
 }
 
-export async function runProxyBench(options: BenchOptions, workDir: string): Promise<number> {
+export async function runProxyBench (options: BenchOptions, workDir: string): Promise<number> {
   const machine = describeMachine()
   const notes: string[] = []
   console.log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Node ${machine.node}; ${machine.pinning}`)
@@ -269,14 +269,16 @@ export async function runProxyBench(options: BenchOptions, workDir: string): Pro
   // Fixed rate: the latency a proxy adds when it is not saturated. One client process, short windows
   // interleaved across the scenarios, samples pooled per scenario (bench/clients/open-loop-client.ts).
   const fixedScenarios = runnable.filter((s) => FIXED_RATE_SCENARIOS.includes(s.id))
-  const fixedResults = fixedScenarios.length === 0 ? [] : await runOpenLoopProcess({
-    ratePerSecond: options.fixedRatePerSecond,
-    windowSeconds: FIXED_RATE_WINDOW_SECONDS,
-    passes: fixedRateWindows(options),
-    warmupRequests: OPEN_LOOP_WARMUP_REQUESTS,
-    warmupSeconds: options.quick ? 1 : OPEN_LOOP_WARMUP_SECONDS,
-    targets: fixedScenarios.map((scenario) => ({ id: scenario.id, url: scenario.target.baseUrl + scenario.path, tokens: [...pools.repeatedFor(scenario.alg)] }))
-  }, workDir, LOAD_CORE)
+  const fixedResults = fixedScenarios.length === 0
+    ? []
+    : await runOpenLoopProcess({
+      ratePerSecond: options.fixedRatePerSecond,
+      windowSeconds: FIXED_RATE_WINDOW_SECONDS,
+      passes: fixedRateWindows(options),
+      warmupRequests: OPEN_LOOP_WARMUP_REQUESTS,
+      warmupSeconds: options.quick ? 1 : OPEN_LOOP_WARMUP_SECONDS,
+      targets: fixedScenarios.map((scenario) => ({ id: scenario.id, url: scenario.target.baseUrl + scenario.path, tokens: [...pools.repeatedFor(scenario.alg)] }))
+    }, workDir, LOAD_CORE)
   const pooledOf = (id: ScenarioId): LoadResult | undefined => fixedResults.find((r) => r.id === id)?.pooled
   const directFixed = pooledOf('direct')
   const haproxyFixed = pooledOf('haproxy-hs256')
@@ -320,7 +322,7 @@ interface ProfileResult {
 }
 
 /** One fresh gateway per load shape under `node --cpu-prof`, so each profile shows one kind of work. */
-async function profileGateway(
+async function profileGateway (
   options: BenchOptions,
   gatewayBase: Omit<GatewayOptions, 'name'>,
   pools: TokenPools,
@@ -352,7 +354,7 @@ async function profileGateway(
   return results
 }
 
-function renderReport(
+function renderReport (
   options: BenchOptions,
   machine: MachineInfo,
   rows: Row[],
@@ -428,7 +430,7 @@ function renderReport(
   return lines.join('\n')
 }
 
-function targetsTable(rows: Row[], fixedRows: FixedRateRow[], haproxyHs: Row | undefined, haproxyEs: Row | undefined): string[][] {
+function targetsTable (rows: Row[], fixedRows: FixedRateRow[], haproxyHs: Row | undefined, haproxyEs: Row | undefined): string[][] {
   const table: string[][] = []
   const verdict = (ok: boolean): string => (ok ? 'yes' : 'no')
   const gatewayHs = rows.find((row) => row.scenario.id === 'gateway-hs256')
@@ -470,7 +472,7 @@ function targetsTable(rows: Row[], fixedRows: FixedRateRow[], haproxyHs: Row | u
   return table
 }
 
-function renderProfiles(profiles: ProfileResult[]): string[] {
+function renderProfiles (profiles: ProfileResult[]): string[] {
   const lines: string[] = []
   for (const profile of profiles) {
     lines.push('')

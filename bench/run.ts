@@ -9,7 +9,7 @@ import { prepareLoadGenerator, restoreSessionPriority, stopAll } from './lib/pro
 import { runProxyBench } from './proxy-bench.js'
 import { runE2eBench } from './e2e-bench.js'
 
-async function main(): Promise<number> {
+async function main (): Promise<number> {
   const options = parseBenchArgs(process.argv.slice(2))
   prepareLoadGenerator()
   const workDir = mkdtempSync(join(tmpdir(), 'bench-'))

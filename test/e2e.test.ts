@@ -131,7 +131,7 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
     }
     const forbidden = await call(bob, 'GET', `/api/${encodeURIComponent(alice)}/tasks`)
     t.equal(forbidden.status, 403, "bob on alice's /api/{user_id}/tasks → 403")
-    const spoofed = await call(bob, 'GET', `/api/tasks/${secret.id}`, undefined, { 'x-user-id': alice, 'X_User_Id': alice })
+    const spoofed = await call(bob, 'GET', `/api/tasks/${secret.id}`, undefined, { 'x-user-id': alice, X_User_Id: alice })
     t.equal(spoofed.status, 404, 'a spoofed X-User-Id changes nothing')
     const ownerBody = await call(bob, 'POST', '/api/tasks', { title: 'mine', user_id: alice })
     t.not((ownerBody.body as Task).user_id, alice, 'user_id in a body never changes ownership')

@@ -52,7 +52,7 @@ function assertModel (t: T, r: WorkloadResult, allowed: number[]): void {
 t.test('task service down, resetting, hanging, slow or answering garbage — alone and under load', async (t) => {
   const taskService = await startTaskService(t)
   const proxy = new FaultProxy({ host: '127.0.0.1', port: Number(new URL(originOf(taskService)).port) })
-    await proxy.start()
+  await proxy.start()
   t.teardown(() => proxy.close())
   const gateway = await startGateway(t, { TASK_SERVICE_URL: proxy.url, UPSTREAM_TIMEOUT_MS: '500', RATE_LIMIT_IP_MAX: '0', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' })
   const base = originOf(gateway)
@@ -171,7 +171,11 @@ t.test('JWKS down, hanging or answering garbage during load: known keys keep wor
   const base = originOf(gateway)
   const deadline = Date.now() + 4_000
   const load = new Workload({
-    targets: [base], secret: STACK_SECRET, users: 15, deadline, requestTimeoutMs: 10_000,
+    targets: [base],
+    secret: STACK_SECRET,
+    users: 15,
+    deadline,
+    requestTimeoutMs: 10_000,
     mintToken: async (sub) => await signWith(key, { sub, exp: Math.floor(Date.now() / 1000) + 3_600 })
   })
   await load.init()

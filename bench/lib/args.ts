@@ -36,7 +36,7 @@ const usage = `npm run bench [-- options]
   --log-level LEVEL    gateway LOG_LEVEL (default info, as in production)
   --gateway-entry FILE run this JS file as the gateway instead of gateway/dist/server.js`
 
-export function parseBenchArgs(argv: string[]): BenchOptions {
+export function parseBenchArgs (argv: string[]): BenchOptions {
   const { values } = parseArgs({
     args: argv,
     options: {

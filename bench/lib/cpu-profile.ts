@@ -40,7 +40,7 @@ export interface PackageShare {
 }
 
 /** Paths relative to the repository (or to node_modules), so no machine path ends up in a report. */
-function shortUrl(url: string): string {
+function shortUrl (url: string): string {
   let path = url.replace(/^file:\/\//, '')
   const modules = path.lastIndexOf('node_modules/')
   if (modules >= 0) path = path.slice(modules + 'node_modules/'.length)
@@ -48,12 +48,12 @@ function shortUrl(url: string): string {
   return path
 }
 
-function shortLocation(frame: CallFrame): string {
+function shortLocation (frame: CallFrame): string {
   return frame.url ? `${shortUrl(frame.url)}:${frame.lineNumber + 1}` : ''
 }
 
 /** The package a frame belongs to: an npm package, `node` (its built-in modules), the repo's own workspace, or native. */
-function packageOf(frame: CallFrame | undefined): string {
+function packageOf (frame: CallFrame | undefined): string {
   if (!frame?.url) return '(native code, GC, program)'
   if (frame.url.startsWith('node:')) return 'node (built-in modules)'
   const path = frame.url.replace(/^file:\/\//, '')
@@ -66,7 +66,7 @@ function packageOf(frame: CallFrame | undefined): string {
   return shortUrl(path)
 }
 
-export function hotSpots(profile: CpuProfile, top = 15): { totalMs: number; spots: HotSpot[]; packages: PackageShare[] } {
+export function hotSpots (profile: CpuProfile, top = 15): { totalMs: number; spots: HotSpot[]; packages: PackageShare[] } {
   const nodeById = new Map(profile.nodes.map((node) => [node.id, node]))
   const parentOf = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id)
@@ -116,7 +116,7 @@ export function hotSpots(profile: CpuProfile, top = 15): { totalMs: number; spot
   return { totalMs: totalMicros / 1000, spots, packages }
 }
 
-export function readProfiles(dir: string): CpuProfile[] {
+export function readProfiles (dir: string): CpuProfile[] {
   return readdirSync(dir)
     .filter((file) => file.endsWith('.cpuprofile'))
     .map((file) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile)

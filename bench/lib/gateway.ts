@@ -12,11 +12,11 @@ export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url))
 const gatewayDir = join(repoRoot, 'gateway')
 export const gatewayEntry = join(gatewayDir, 'dist', 'server.js')
 
-export function gatewaySourceExists(): boolean {
+export function gatewaySourceExists (): boolean {
   return existsSync(join(gatewayDir, 'src', 'server.ts'))
 }
 
-function newestMtime(dir: string): number {
+function newestMtime (dir: string): number {
   let newest = 0
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name)
@@ -26,7 +26,7 @@ function newestMtime(dir: string): number {
 }
 
 /** Runs the workspace's own build when dist/server.js is missing or older than any file in src/. */
-export function buildWorkspaceIfStale(workspace: 'gateway' | 'task-service'): void {
+export function buildWorkspaceIfStale (workspace: 'gateway' | 'task-service'): void {
   const dir = join(repoRoot, workspace)
   const entry = join(dir, 'dist', 'server.js')
   if (existsSync(entry) && statSync(entry).mtimeMs >= newestMtime(join(dir, 'src'))) return
@@ -53,7 +53,7 @@ export interface GatewayOptions {
   core?: number
 }
 
-export async function startGateway(options: GatewayOptions): Promise<HttpTarget> {
+export async function startGateway (options: GatewayOptions): Promise<HttpTarget> {
   const port = await freePort()
   const managed = startProcess({
     name: options.name,

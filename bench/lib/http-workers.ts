@@ -22,7 +22,7 @@ export interface WorkerLoadOptions {
   onBody?: (index: number, body: string) => void
 }
 
-export async function runWorkers(options: WorkerLoadOptions): Promise<LoadResult & { statuses: Record<number, number> }> {
+export async function runWorkers (options: WorkerLoadOptions): Promise<LoadResult & { statuses: Record<number, number> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency })
   const latenciesMs: number[] = []
   const statuses: Record<number, number> = {}

@@ -11,7 +11,7 @@ export interface JwksServer {
   close(): Promise<void>
 }
 
-export async function startJwksServer(): Promise<JwksServer> {
+export async function startJwksServer (): Promise<JwksServer> {
   let body = JSON.stringify({ keys: [] })
   const server: Server = createServer((req, res) => {
     if (req.url === '/api/auth/jwks') {

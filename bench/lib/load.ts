@@ -29,7 +29,7 @@ export interface ClosedLoopOptions {
   tokenFor: (requestIndex: number) => string
 }
 
-export function runClosedLoop(options: ClosedLoopOptions): Promise<LoadResult> {
+export function runClosedLoop (options: ClosedLoopOptions): Promise<LoadResult> {
   const latenciesMs: number[] = []
   let requestIndex = 0
   const started = process.hrtime.bigint()
@@ -96,7 +96,7 @@ export interface OpenLoopResult extends LoadResult {
  * each response time from the moment it was sent. Bounded: stops scheduling at the deadline and waits at
  * most 10 s for stragglers.
  */
-export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
+export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopResult> {
   const agent = options.agent ?? new Agent({ keepAlive: true, maxSockets: 256 })
   const latenciesMs: number[] = []
   let errors = 0

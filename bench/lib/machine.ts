@@ -14,7 +14,7 @@ export interface MachineInfo {
   pinning: string
 }
 
-export function describeMachine(): MachineInfo {
+export function describeMachine (): MachineInfo {
   let cpuModel = 'unknown'
   try {
     cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpuModel

@@ -10,7 +10,7 @@ const clientScript = fileURLToPath(new URL('../clients/open-loop-client.ts', imp
 
 let runs = 0
 
-export async function runOpenLoopProcess(job: OpenLoopJob, workDir: string, core: number | undefined): Promise<OpenLoopTargetResult[]> {
+export async function runOpenLoopProcess (job: OpenLoopJob, workDir: string, core: number | undefined): Promise<OpenLoopTargetResult[]> {
   const id = `open-loop-${++runs}`
   const jobFile = join(workDir, `${id}.job.json`)
   const resultFile = join(workDir, `${id}.result.json`)

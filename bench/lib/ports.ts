@@ -2,7 +2,7 @@
 // on 8080/3001) never collide with the benchmark.
 import { createServer } from 'node:net'
 
-export function freePort(): Promise<number> {
+export function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)

@@ -10,7 +10,7 @@ export interface ThrowawayDatabase {
   drop(): Promise<void>
 }
 
-export async function createThrowawayDatabase(): Promise<ThrowawayDatabase | { unavailable: string }> {
+export async function createThrowawayDatabase (): Promise<ThrowawayDatabase | { unavailable: string }> {
   const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 })
   try {
     await admin.connect()
@@ -28,7 +28,7 @@ export async function createThrowawayDatabase(): Promise<ThrowawayDatabase | { u
   url.pathname = `/${name}`
   return {
     url: url.toString(),
-    async drop() {
+    async drop () {
       const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 })
       await client.connect()
       try {

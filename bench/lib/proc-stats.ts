@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat (almost always 100). */
 export const CLOCK_TICKS_PER_SECOND = readClockTicks()
 
-function readClockTicks(): number {
+function readClockTicks (): number {
   try {
     const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
     return Number.isFinite(ticks) && ticks > 0 ? ticks : 100
@@ -16,7 +16,7 @@ function readClockTicks(): number {
 }
 
 /** User + system CPU time of every thread of the process (GC and libuv threads included), in microseconds. */
-export function processCpuMicros(pid: number): number {
+export function processCpuMicros (pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   // The command name (field 2) is in parentheses and may contain spaces: split after its closing one.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
@@ -27,7 +27,7 @@ export function processCpuMicros(pid: number): number {
 }
 
 /** Current resident set size in bytes (VmRSS in /proc/<pid>/status). */
-export function processRssBytes(pid: number): number {
+export function processRssBytes (pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
   return match ? Number(match[1]) * 1024 : 0
@@ -42,7 +42,7 @@ export interface ResourceWindow {
  * Measures one load window: CPU time consumed between start and stop, and the highest RSS seen by polling
  * every `intervalMs` (VmHWM would give the peak over the whole process life, not over this window).
  */
-export function watchProcess(pid: number, intervalMs = 100): { stop(): ResourceWindow } {
+export function watchProcess (pid: number, intervalMs = 100): { stop(): ResourceWindow } {
   const cpuAtStart = processCpuMicros(pid)
   let peakRssBytes = processRssBytes(pid)
   const timer = setInterval(() => {
@@ -53,7 +53,7 @@ export function watchProcess(pid: number, intervalMs = 100): { stop(): ResourceW
     }
   }, intervalMs)
   return {
-    stop() {
+    stop () {
       clearInterval(timer)
       peakRssBytes = Math.max(peakRssBytes, processRssBytes(pid))
       return { cpuMicros: processCpuMicros(pid) - cpuAtStart, peakRssBytes }

@@ -42,7 +42,7 @@ export interface StartOptions {
   cwd?: string
 }
 
-export function startProcess(options: StartOptions): Managed {
+export function startProcess (options: StartOptions): Managed {
   // nice and taskset each exec the next command, so the pid we get is the pid of the process we measure,
   // and every thread it creates inherits both the priority and the core.
   // `nice -n` is relative to the harness's own niceness, which prepareLoadGenerator() may already have set.
@@ -69,7 +69,7 @@ export function startProcess(options: StartOptions): Managed {
 }
 
 /** SIGTERM (lets a Node process with --cpu-prof write its profile), then SIGKILL if it hangs. */
-export async function stopProcess(managed: Managed, graceMs = 5000): Promise<void> {
+export async function stopProcess (managed: Managed, graceMs = 5000): Promise<void> {
   if (managed.child.exitCode !== null || managed.child.signalCode !== null) return
   managed.child.kill('SIGTERM')
   const timer = setTimeout(() => managed.child.kill('SIGKILL'), graceMs)
@@ -77,11 +77,11 @@ export async function stopProcess(managed: Managed, graceMs = 5000): Promise<voi
   clearTimeout(timer)
 }
 
-export async function stopAll(): Promise<void> {
+export async function stopAll (): Promise<void> {
   await Promise.all([...running].map((managed) => stopProcess(managed)))
 }
 
-export function logTail(managed: Managed, maxChars = 2000): string {
+export function logTail (managed: Managed, maxChars = 2000): string {
   try {
     const text = readFileSync(managed.logFile, 'utf8')
     return text.slice(-maxChars)
@@ -90,7 +90,7 @@ export function logTail(managed: Managed, maxChars = 2000): string {
   }
 }
 
-export function httpStatus(url: string, headers: Record<string, string> = {}, timeoutMs = 1000): Promise<number> {
+export function httpStatus (url: string, headers: Record<string, string> = {}, timeoutMs = 1000): Promise<number> {
   return new Promise((resolve) => {
     const req = request(url, { headers, timeout: timeoutMs }, (res) => {
       res.resume()
@@ -103,7 +103,7 @@ export function httpStatus(url: string, headers: Record<string, string> = {}, ti
 }
 
 /** Polls `url` until it answers `expectedStatus`; fails fast if the process exits first. */
-export async function waitForHttp(managed: Managed, url: string, timeoutMs = 20_000, expectedStatus = 200): Promise<void> {
+export async function waitForHttp (managed: Managed, url: string, timeoutMs = 20_000, expectedStatus = 200): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let lastStatus = 0
   while (Date.now() < deadline) {
@@ -123,7 +123,7 @@ export async function waitForHttp(managed: Managed, url: string, timeoutMs = 20_
  */
 let previousAutogroupNice: string | undefined
 
-export function prepareLoadGenerator(): void {
+export function prepareLoadGenerator (): void {
   if (hasTaskset) spawnSync('taskset', ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)], { stdio: 'ignore' })
   if (canRaisePriority) {
     try {
@@ -148,7 +148,7 @@ export function prepareLoadGenerator(): void {
 }
 
 /** Gives the caller's session back its scheduling priority. */
-export function restoreSessionPriority(): void {
+export function restoreSessionPriority (): void {
   if (previousAutogroupNice === undefined) return
   try {
     writeFileSync('/proc/self/autogroup', previousAutogroupNice)

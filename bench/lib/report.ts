@@ -6,7 +6,7 @@ import { repoRoot } from './gateway.js'
 
 export const reportPath = join(repoRoot, 'docs', 'performance.md')
 
-export function replaceMeasuredSection(section: 'proxy' | 'e2e', markdown: string): void {
+export function replaceMeasuredSection (section: 'proxy' | 'e2e', markdown: string): void {
   const start = `<!-- bench:${section}:start -->`
   const end = `<!-- bench:${section}:end -->`
   const block = `${start}\n${markdown.trim()}\n${end}`

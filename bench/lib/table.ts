@@ -2,16 +2,16 @@
 
 export type Cell = string | number
 
-export function formatNumber(value: number, digits = 0): string {
+export function formatNumber (value: number, digits = 0): string {
   if (!Number.isFinite(value)) return '–'
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 }
 
-export function formatRatio(value: number): string {
+export function formatRatio (value: number): string {
   return Number.isFinite(value) ? `${value.toFixed(2)}×` : '–'
 }
 
-export function markdownTable(header: string[], rows: Cell[][], rightAligned: boolean[] = []): string {
+export function markdownTable (header: string[], rows: Cell[][], rightAligned: boolean[] = []): string {
   const cells = [header, ...rows.map((row) => row.map(String))]
   const widths = header.map((_, column) => Math.max(3, ...cells.map((row) => (row[column] ?? '').length)))
   const line = (row: string[]): string =>

@@ -6,11 +6,11 @@ import { freePort } from './ports.js'
 import { startProcess, waitForHttp } from './processes.js'
 import type { HttpTarget } from './upstream.js'
 
-export function taskServiceSourceExists(): boolean {
+export function taskServiceSourceExists (): boolean {
   return existsSync(join(repoRoot, 'task-service', 'src', 'server.ts'))
 }
 
-export async function startTaskService(options: { name: string; databaseUrl?: string; dataDir: string; logDir: string }): Promise<HttpTarget> {
+export async function startTaskService (options: { name: string; databaseUrl?: string; dataDir: string; logDir: string }): Promise<HttpTarget> {
   buildWorkspaceIfStale('task-service')
   const port = await freePort()
   const managed = startProcess({

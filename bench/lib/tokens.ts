@@ -18,7 +18,7 @@ export interface BenchKeys {
 
 export type TokenAlgorithm = 'HS256' | 'EdDSA' | 'ES256'
 
-export async function createKeys(issuer: string): Promise<BenchKeys> {
+export async function createKeys (issuer: string): Promise<BenchKeys> {
   const eddsa = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })
   const es256 = await generateKeyPair('ES256', { extractable: true })
   const eddsaPublicJwk = { ...(await exportJWK(eddsa.publicKey)), kid: 'bench-ed25519', alg: 'EdDSA', use: 'sig' }
@@ -34,11 +34,11 @@ export async function createKeys(issuer: string): Promise<BenchKeys> {
   }
 }
 
-export function userIdFor(index: number): string {
+export function userIdFor (index: number): string {
   return `bench-user-${index}`
 }
 
-export async function mintToken(keys: BenchKeys, alg: TokenAlgorithm, userIndex: number): Promise<string> {
+export async function mintToken (keys: BenchKeys, alg: TokenAlgorithm, userIndex: number): Promise<string> {
   const sub = userIdFor(userIndex)
   const jwt = new SignJWT({ email: `${sub}@example.test`, name: `Bench User ${userIndex}`, emailVerified: true })
     .setSubject(sub)
@@ -53,7 +53,7 @@ export async function mintToken(keys: BenchKeys, alg: TokenAlgorithm, userIndex:
 }
 
 /** `count` distinct tokens for users firstUser…firstUser+count-1, minted in parallel batches. */
-export async function mintPool(keys: BenchKeys, alg: TokenAlgorithm, count: number, firstUser = 0): Promise<string[]> {
+export async function mintPool (keys: BenchKeys, alg: TokenAlgorithm, count: number, firstUser = 0): Promise<string[]> {
   const tokens: string[] = []
   const batch = 1000
   for (let start = 0; start < count; start += batch) {

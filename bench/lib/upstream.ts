@@ -10,7 +10,7 @@ export interface HttpTarget {
   baseUrl: string
 }
 
-export async function startUpstream(name: string, logDir: string, core: number | undefined): Promise<HttpTarget> {
+export async function startUpstream (name: string, logDir: string, core: number | undefined): Promise<HttpTarget> {
   const port = await freePort()
   const managed = startProcess({
     name,

@@ -33,9 +33,9 @@ t.test('markdown table aligns columns and marks right-aligned ones', async (t) =
 t.test('HAProxy reference config does the whole job', async (t) => {
   const config = haproxyConfig({ port: 1, upstreamPort: 2, alg: 'HS256', key: 'secret', issuer: 'http://127.0.0.1:3' })
   t.match(config, 'nbthread 1')
-  t.match(config, `jwt_verify(txn.jwt_alg,"secret") -m int 1`)
-  t.match(config, `var(txn.jwt_alg) -m str HS256`)
-  t.match(config, `set-header x-user-id %[var(txn.bearer),jwt_payload_query('$.sub')]`)
+  t.match(config, 'jwt_verify(txn.jwt_alg,"secret") -m int 1')
+  t.match(config, 'var(txn.jwt_alg) -m str HS256')
+  t.match(config, 'set-header x-user-id %[var(txn.bearer),jwt_payload_query(\'$.sub\')]')
   t.match(config, 'del-header authorization')
   t.match(config, 'bind 127.0.0.1:1')
   t.match(config, 'server upstream 127.0.0.1:2')

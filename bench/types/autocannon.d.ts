@@ -41,7 +41,7 @@ declare module 'autocannon' {
     stop(): void
   }
 
-  function autocannon(
+  function autocannon (
     options: AutocannonOptions,
     callback: (err: Error | null, result: AutocannonResult) => void
   ): Instance

@@ -51,7 +51,6 @@ export const SERVER_TIMEOUTS = {
   maxRequestsPerSocket: 0
 }
 
-
 function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   let status = 400

@@ -63,8 +63,13 @@ export const openapiDocument = {
       Task: {
         type: 'object',
         properties: {
-          id: { type: 'string' }, user_id: { type: 'string' }, title: { type: 'string' }, description: { type: ['string', 'null'] },
-          completed: { type: 'boolean' }, created_at: { type: 'string', format: 'date-time' }, updated_at: { type: 'string', format: 'date-time' }
+          id: { type: 'string' },
+          user_id: { type: 'string' },
+          title: { type: 'string' },
+          description: { type: ['string', 'null'] },
+          completed: { type: 'boolean' },
+          created_at: { type: 'string', format: 'date-time' },
+          updated_at: { type: 'string', format: 'date-time' }
         }
       },
       Error: {

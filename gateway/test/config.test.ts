@@ -50,10 +50,23 @@ t.test('BETTER_AUTH_URL derives the JWKS URL, issuer and audience (each overrida
 
 t.test('every setting is read', async (t) => {
   const c = loadConfig({
-    PORT: '9000', HOST: '0.0.0.0', TASK_SERVICE_URL: 'http://tasks:3001/', JWT_SECRET: SECRET, JWKS_URL: 'https://idp.example/jwks',
-    JWT_ALGORITHMS: 'HS256,HS512,EdDSA', JWT_CLOCK_TOLERANCE: '0', CORS_ORIGINS: 'http://localhost:3000, https://app.example.com',
-    UPSTREAM_TIMEOUT_MS: '2500', FORWARD_AUTHORIZATION: 'true', LOG_LEVEL: 'warn', JWKS_REFRESH_MS: '60000',
-    JWKS_COOLDOWN_MS: '500', JWKS_STALE_MAX_MS: '7200000', JWKS_TIMEOUT_MS: '1000', JWT_CACHE_MAX_ENTRIES: '50', UPSTREAM_CONNECTIONS: '16',
+    PORT: '9000',
+    HOST: '0.0.0.0',
+    TASK_SERVICE_URL: 'http://tasks:3001/',
+    JWT_SECRET: SECRET,
+    JWKS_URL: 'https://idp.example/jwks',
+    JWT_ALGORITHMS: 'HS256,HS512,EdDSA',
+    JWT_CLOCK_TOLERANCE: '0',
+    CORS_ORIGINS: 'http://localhost:3000, https://app.example.com',
+    UPSTREAM_TIMEOUT_MS: '2500',
+    FORWARD_AUTHORIZATION: 'true',
+    LOG_LEVEL: 'warn',
+    JWKS_REFRESH_MS: '60000',
+    JWKS_COOLDOWN_MS: '500',
+    JWKS_STALE_MAX_MS: '7200000',
+    JWKS_TIMEOUT_MS: '1000',
+    JWT_CACHE_MAX_ENTRIES: '50',
+    UPSTREAM_CONNECTIONS: '16',
     LOG_BUFFER_BYTES: '0'
   })
   t.equal(c.port, 9000)

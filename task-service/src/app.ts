@@ -31,7 +31,7 @@ export interface BuildAppOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export async function buildApp(config: TaskServiceConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+export async function buildApp (config: TaskServiceConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: config.logLevel,

@@ -17,14 +17,14 @@ export interface TaskServiceConfig {
   logLevel: LogLevel
 }
 
-function read(env: NodeJS.ProcessEnv, name: string): string | undefined {
+function read (env: NodeJS.ProcessEnv, name: string): string | undefined {
   const value = env[name]
   if (value === undefined) return undefined
   const trimmed = value.trim()
   return trimmed === '' ? undefined : trimmed
 }
 
-function parsePort(raw: string | undefined): number {
+function parsePort (raw: string | undefined): number {
   if (raw === undefined) return 3001
   if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
     throw new Error(`PORT must be an integer between 0 and 65535, got "${raw}"`)
@@ -32,7 +32,7 @@ function parsePort(raw: string | undefined): number {
   return Number(raw)
 }
 
-function parseDatabaseUrl(raw: string | undefined): string | undefined {
+function parseDatabaseUrl (raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined
   let url: URL
   try {
@@ -49,7 +49,7 @@ function parseDatabaseUrl(raw: string | undefined): string | undefined {
   return raw
 }
 
-function parseLogLevel(raw: string | undefined): LogLevel {
+function parseLogLevel (raw: string | undefined): LogLevel {
   if (raw === undefined) return 'info'
   const level = raw.toLowerCase()
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -59,7 +59,7 @@ function parseLogLevel(raw: string | undefined): LogLevel {
 }
 
 /** Reads and validates the configuration. Throws an Error whose message says which variable to fix and how. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): TaskServiceConfig {
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): TaskServiceConfig {
   const host = read(env, 'HOST') ?? '127.0.0.1'
   if (/\s/.test(host)) throw new Error(`HOST must be a host name or IP address, got "${host}"`)
   return {
@@ -72,7 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TaskServiceCon
 }
 
 /** A connection string fit for logs and error messages: the password is never shown. */
-export function redactDatabaseUrl(databaseUrl: string): string {
+export function redactDatabaseUrl (databaseUrl: string): string {
   try {
     const url = new URL(databaseUrl)
     if (url.password !== '') url.password = '***'

@@ -15,13 +15,13 @@ export interface Cursor {
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
-export function encodeCursor(c: Cursor): string {
+export function encodeCursor (c: Cursor): string {
   return Buffer.from(JSON.stringify({ s: c.sort, o: c.order, k: c.key, i: c.id }), 'utf8').toString('base64url')
 }
 
 const invalid = (): HttpError => new HttpError(400, 'INVALID_CURSOR', 'cursor is malformed; use the Link rel="next" URL as given')
 
-export function decodeCursor(raw: string, sort: Sort, order: Order): Cursor {
+export function decodeCursor (raw: string, sort: Sort, order: Order): Cursor {
   if (!/^[A-Za-z0-9_-]+$/.test(raw)) throw invalid()
   let parsed: unknown
   try {

@@ -31,9 +31,6 @@ export interface Database extends Queryable {
 /** The database cannot be reached or went away: a 503, not a bug. */
 export class DatabaseUnavailableError extends Error {
   override readonly name = 'DatabaseUnavailableError'
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options)
-  }
 }
 
 const NETWORK_CODES = new Set([
@@ -52,7 +49,7 @@ const UNAVAILABLE_MESSAGES = [
   /connection (?:is )?closed/i
 ]
 
-export function isUnavailableError(err: unknown): boolean {
+export function isUnavailableError (err: unknown): boolean {
   if (err instanceof DatabaseUnavailableError) return true
   if (typeof err !== 'object' || err === null) return false
   const { code, message } = err as { code?: unknown; message?: unknown }
@@ -67,7 +64,7 @@ export function isUnavailableError(err: unknown): boolean {
   return false
 }
 
-function describe(err: unknown): string {
+function describe (err: unknown): string {
   if (typeof err === 'object' && err !== null) {
     const { code, message } = err as { code?: unknown; message?: unknown }
     const text = typeof message === 'string' && message !== '' ? message : String(err)
@@ -77,7 +74,7 @@ function describe(err: unknown): string {
 }
 
 /** Rethrows err as DatabaseUnavailableError when it means "the database is not there"; other errors unchanged. */
-function translate(err: unknown): never {
+function translate (err: unknown): never {
   if (isUnavailableError(err) && !(err instanceof DatabaseUnavailableError)) {
     throw new DatabaseUnavailableError(`database unavailable (${describe(err)})`, { cause: err })
   }
@@ -101,7 +98,7 @@ export interface PostgresOptions {
 export const SCRIPT_TIMEOUT_MS = 30 * 60_000
 
 class PgQueryable implements Queryable {
-  constructor(private readonly client: pg.Pool | pg.PoolClient) {}
+  constructor (private readonly client: pg.Pool | pg.PoolClient) {}
   async query<R>(text: string, params: unknown[] = []): Promise<QueryResult<R>> {
     try {
       const result = await this.client.query(text, params)
@@ -110,7 +107,8 @@ class PgQueryable implements Queryable {
       translate(err)
     }
   }
-  async exec(sql: string): Promise<void> {
+
+  async exec (sql: string): Promise<void> {
     try {
       // pg reads query_timeout per query (its types do not declare it).
       await this.client.query({ text: sql, query_timeout: SCRIPT_TIMEOUT_MS } as pg.QueryConfig)
@@ -125,7 +123,7 @@ export class PostgresDatabase extends PgQueryable implements Database {
   readonly pool: pg.Pool
   private closed = false
 
-  constructor(opts: PostgresOptions) {
+  constructor (opts: PostgresOptions) {
     const pool = new pg.Pool({
       connectionString: opts.connectionString,
       ...(opts.options !== undefined ? { options: opts.options } : {}),
@@ -171,7 +169,7 @@ export class PostgresDatabase extends PgQueryable implements Database {
     }
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     await this.pool.end()
@@ -187,7 +185,7 @@ interface PgliteLike {
 }
 
 class PgliteQueryable implements Queryable {
-  constructor(protected readonly target: PgliteLike) {}
+  constructor (protected readonly target: PgliteLike) {}
   async query<R>(text: string, params: unknown[] = []): Promise<QueryResult<R>> {
     try {
       const result = await this.target.query<R>(text, params)
@@ -197,7 +195,8 @@ class PgliteQueryable implements Queryable {
       translate(err)
     }
   }
-  async exec(sql: string): Promise<void> {
+
+  async exec (sql: string): Promise<void> {
     try {
       await this.target.exec(sql)
     } catch (err) {
@@ -208,12 +207,12 @@ class PgliteQueryable implements Queryable {
 
 export class PgliteDatabase extends PgliteQueryable implements Database {
   readonly kind = 'pglite' as const
-  constructor(readonly pglite: PGlite) {
+  constructor (readonly pglite: PGlite) {
     super(pglite)
   }
 
   /** Opens (creating if needed) a database in dataDir, or an in-memory one when dataDir is undefined. */
-  static async open(dataDir?: string, loadDataDir?: Blob): Promise<PgliteDatabase> {
+  static async open (dataDir?: string, loadDataDir?: Blob): Promise<PgliteDatabase> {
     if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
     const pglite = await PGlite.create({
       ...(dataDir !== undefined ? { dataDir } : {}),
@@ -230,13 +229,13 @@ export class PgliteDatabase extends PgliteQueryable implements Database {
     }
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     if (!this.pglite.closed) await this.pglite.close()
   }
 }
 
 /** The production choice: PostgreSQL when DATABASE_URL is set, else PGlite persisted under DATA_DIR/pglite. */
-export async function openDatabase(
+export async function openDatabase (
   config: { databaseUrl: string | undefined; dataDir: string },
   onIdleError?: (err: Error) => void
 ): Promise<Database> {

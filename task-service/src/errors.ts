@@ -22,7 +22,7 @@ export const ErrorResponse = Type.Object(
 export type ErrorResponse = Static<typeof ErrorResponse>
 
 export class HttpError extends Error {
-  constructor(
+  constructor (
     readonly statusCode: number,
     readonly code: string,
     message: string,
@@ -35,7 +35,7 @@ export class HttpError extends Error {
 
 export const notFound = (): HttpError => new HttpError(404, 'TASK_NOT_FOUND', 'Task not found')
 
-export function errorBody(statusCode: number, code: string, message: string, details?: ErrorResponse['details']): ErrorResponse {
+export function errorBody (statusCode: number, code: string, message: string, details?: ErrorResponse['details']): ErrorResponse {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message, ...(details ? { details } : {}) }
 }
 
@@ -46,7 +46,7 @@ interface ValidationIssue {
   params?: Record<string, unknown>
 }
 
-function validationDetails(err: FastifyError): { path: string; message: string }[] {
+function validationDetails (err: FastifyError): { path: string; message: string }[] {
   const context = err.validationContext ?? 'request'
   return ((err.validation ?? []) as ValidationIssue[]).map((issue) => {
     const path = `${context}${issue.instancePath ?? ''}`
@@ -55,7 +55,7 @@ function validationDetails(err: FastifyError): { path: string; message: string }
 }
 
 /** Maps anything thrown to the public error shape. Exported for unit tests. */
-export function toErrorBody(err: unknown): ErrorResponse {
+export function toErrorBody (err: unknown): ErrorResponse {
   if (err instanceof HttpError) return errorBody(err.statusCode, err.code, err.message, err.details)
   if (isUnavailableError(err)) {
     return errorBody(503, 'DATABASE_UNAVAILABLE', 'The database is unavailable; retry shortly')
@@ -91,7 +91,7 @@ export function toErrorBody(err: unknown): ErrorResponse {
 }
 
 /** What is safe to log about an error: never the SQL text or its parameters (they carry request bodies). */
-export function loggableError(err: unknown): Record<string, unknown> {
+export function loggableError (err: unknown): Record<string, unknown> {
   if (typeof err !== 'object' || err === null) return { message: String(err) }
   const e = err as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown; cause?: unknown }
   const out: Record<string, unknown> = { type: e.name, code: e.code, message: e.message }
@@ -103,7 +103,7 @@ export function loggableError(err: unknown): Record<string, unknown> {
   return out
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling (app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const body = toErrorBody(err)
     if (body.statusCode >= 500) {

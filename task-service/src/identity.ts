@@ -14,7 +14,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * re-read as UTF-8; bytes that are not valid UTF-8 are rejected. (A string holding characters above U+00FF can
  * only come from an in-process caller such as inject(), and is taken as is.)
  */
-function decodeHeader(value: string): string | undefined {
+function decodeHeader (value: string): string | undefined {
   let nonAscii = false
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i)
@@ -33,7 +33,7 @@ function decodeHeader(value: string): string | undefined {
  * Returns the caller's user id, or throws a 401 HttpError. `rawHeaders` is the flat [name, value, …] list, used
  * to refuse a request carrying the header more than once (Node would otherwise join the values with ", ").
  */
-export function readUserId(headerValue: string | string[] | undefined, rawHeaders: string[]): string {
+export function readUserId (headerValue: string | string[] | undefined, rawHeaders: string[]): string {
   let count = 0
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]?.toLowerCase() === USER_ID_HEADER) count++

@@ -18,7 +18,7 @@ export interface Migration {
 
 const FILE_PATTERN = /^(\d{3,})_([a-z0-9_]+)\.sql$/
 
-export async function loadMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migration[]> {
+export async function loadMigrations (dir: URL = MIGRATIONS_DIR): Promise<Migration[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort()
   const migrations: Migration[] = []
   const seen = new Set<string>()
@@ -34,7 +34,7 @@ export async function loadMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migrati
 }
 
 /** Applies pending migrations; returns the versions applied by this call (empty when already up to date). */
-export async function runMigrations(db: Database, dir: URL = MIGRATIONS_DIR): Promise<string[]> {
+export async function runMigrations (db: Database, dir: URL = MIGRATIONS_DIR): Promise<string[]> {
   const migrations = await loadMigrations(dir)
   return db.transaction(async (tx) => {
     // Not bound by the request path's statement timeout: a migration may run long, and an instance that

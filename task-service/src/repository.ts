@@ -18,7 +18,7 @@ const COLUMNS = 'id, user_id, title, description, completed, created_at, updated
 
 const iso = (v: Date | string): string => (v instanceof Date ? v : new Date(v)).toISOString()
 
-export function toTask(row: TaskRow): Task {
+export function toTask (row: TaskRow): Task {
   return {
     id: row.id,
     user_id: row.user_id,
@@ -45,15 +45,15 @@ export interface ListOptions {
   after?: Cursor | undefined
 }
 
-export function sortKey(task: Task, sort: Sort): string {
+export function sortKey (task: Task, sort: Sort): string {
   return sort === 'created' ? task.created_at : sort === 'updated' ? task.updated_at : task.title
 }
 
 export class TaskRepository {
-  constructor(private readonly db: Queryable) {}
+  constructor (private readonly db: Queryable) {}
 
   /** Returns up to limit + 1 rows, so the caller can tell whether there is a next page. */
-  async list(userId: string, opts: ListOptions): Promise<Task[]> {
+  async list (userId: string, opts: ListOptions): Promise<Task[]> {
     const { column, cast } = SORT_COLUMN[opts.sort]
     const dir = opts.order === 'desc' ? 'DESC' : 'ASC'
     const params: unknown[] = [userId]
@@ -74,12 +74,12 @@ export class TaskRepository {
     return rows.map(toTask)
   }
 
-  async get(userId: string, id: string): Promise<Task | undefined> {
+  async get (userId: string, id: string): Promise<Task | undefined> {
     const { rows } = await this.db.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2`, [userId, id])
     return rows[0] && toTask(rows[0])
   }
 
-  async create(userId: string, input: { title: string; description: string | null; completed: boolean }): Promise<Task> {
+  async create (userId: string, input: { title: string; description: string | null; completed: boolean }): Promise<Task> {
     const { rows } = await this.db.query<TaskRow>(
       `INSERT INTO tasks (user_id, title, description, completed) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
       [userId, input.title, input.description, input.completed]
@@ -88,7 +88,7 @@ export class TaskRepository {
   }
 
   /** Sets the given fields (all of them for PUT, some for PATCH); undefined when the user has no such task. */
-  async update(
+  async update (
     userId: string,
     id: string,
     fields: { title?: string | undefined; description?: string | null | undefined; completed?: boolean | undefined }
@@ -110,7 +110,7 @@ export class TaskRepository {
   }
 
   /** Flips completed in one statement (no read-modify-write race). */
-  async toggle(userId: string, id: string): Promise<Task | undefined> {
+  async toggle (userId: string, id: string): Promise<Task | undefined> {
     const { rows } = await this.db.query<TaskRow>(
       `UPDATE tasks SET completed = NOT completed, updated_at = now() WHERE user_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
       [userId, id]
@@ -118,7 +118,7 @@ export class TaskRepository {
     return rows[0] && toTask(rows[0])
   }
 
-  async delete(userId: string, id: string): Promise<boolean> {
+  async delete (userId: string, id: string): Promise<boolean> {
     const { rows } = await this.db.query<{ id: string }>('DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING id', [userId, id])
     return rows.length === 1
   }

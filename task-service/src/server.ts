@@ -9,12 +9,12 @@ import { runMigrations } from './migrate.js'
 /** How long in-flight requests get to finish after SIGTERM/SIGINT before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10000
 
-function fail(message: string): never {
+function fail (message: string): never {
   process.stderr.write(`task-service: ${message}\n`)
   process.exit(1)
 }
 
-function reason(err: unknown): string {
+function reason (err: unknown): string {
   if (err instanceof AggregateError && err.errors.length > 0) return reason(err.errors[0])
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? err.cause : undefined
@@ -25,13 +25,13 @@ function reason(err: unknown): string {
   return String(err)
 }
 
-function where(config: TaskServiceConfig): string {
+function where (config: TaskServiceConfig): string {
   return config.databaseUrl !== undefined
     ? `PostgreSQL at ${redactDatabaseUrl(config.databaseUrl)} (DATABASE_URL)`
     : `the embedded database in ${config.dataDir} (DATA_DIR)`
 }
 
-async function main(): Promise<void> {
+async function main (): Promise<void> {
   let config: TaskServiceConfig
   try {
     config = loadConfig()

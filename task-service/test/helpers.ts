@@ -16,16 +16,16 @@ export interface TestContext {
 export const TEST_DATABASE_URL: string | undefined = process.env.TEST_DATABASE_URL || undefined
 export const BACKEND: 'postgres' | 'pglite' = TEST_DATABASE_URL ? 'postgres' : 'pglite'
 
-export function testConfig(overrides: Partial<TaskServiceConfig> = {}): TaskServiceConfig {
+export function testConfig (overrides: Partial<TaskServiceConfig> = {}): TaskServiceConfig {
   return { port: 0, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'silent', ...overrides }
 }
 
 /** A fresh schema name, unique across parallel test processes. */
-export function uniqueSchemaName(): string {
+export function uniqueSchemaName (): string {
   return `task_test_${process.pid}_${randomBytes(6).toString('hex')}`
 }
 
-async function withAdminClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withAdminClient<T> (fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL })
   await client.connect()
   try {
@@ -35,15 +35,15 @@ async function withAdminClient<T>(fn: (client: pg.Client) => Promise<T>): Promis
   }
 }
 
-export async function createSchema(schema: string): Promise<void> {
+export async function createSchema (schema: string): Promise<void> {
   await withAdminClient((c) => c.query(`CREATE SCHEMA "${schema}"`))
 }
 
-export async function dropSchema(schema: string): Promise<void> {
+export async function dropSchema (schema: string): Promise<void> {
   await withAdminClient((c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
 }
 
-async function openPrivateDatabase(
+async function openPrivateDatabase (
   opts: { connectionString?: string; schema?: string; statementTimeoutMs?: number } = {}
 ): Promise<{ db: Database; cleanup: () => Promise<void> }> {
   if (TEST_DATABASE_URL === undefined) {
@@ -73,7 +73,7 @@ async function openPrivateDatabase(
  * PostgreSQL: a new schema reached through search_path (or the given one, left in place). PGlite: a new
  * in-memory instance.
  */
-export async function openTestDatabase(
+export async function openTestDatabase (
   t: TestContext,
   opts: { connectionString?: string; schema?: string; statementTimeoutMs?: number } = {}
 ): Promise<Database> {
@@ -86,7 +86,7 @@ export async function openTestDatabase(
  * A ready (migrated, plugins loaded) app on a private database. Use app.inject(), or app.listen({ port: 0 }).
  * At t's teardown the app is closed, then its database (when the helper opened it).
  */
-export async function buildTestApp(
+export async function buildTestApp (
   t: TestContext,
   options: Omit<BuildAppOptions, 'db'> & { db?: Database; config?: Partial<TaskServiceConfig> } = {}
 ): Promise<FastifyInstance> {
@@ -114,7 +114,7 @@ export async function buildTestApp(
 export const nextMillisecond = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 3))
 
 /** A user id no other test uses. */
-export function newUser(label = 'user'): string {
+export function newUser (label = 'user'): string {
   return `${label}-${randomBytes(5).toString('hex')}`
 }
 
@@ -131,7 +131,7 @@ export interface TaskJson {
 }
 
 /** Creates a task through the API and returns it. */
-export async function createTask(
+export async function createTask (
   app: FastifyInstance,
   userId: string,
   body: Record<string, unknown> = { title: 'a task' }
@@ -146,7 +146,7 @@ export async function createTask(
  * 127.0.0.1:<port> instead (a test's TCP fault proxy in front of the server), so the test can cut the
  * database away. Closed, and its schema dropped, at t's teardown.
  */
-export async function openMigratedPostgresVia(t: TestContext, port: number, max: number): Promise<PostgresDatabase> {
+export async function openMigratedPostgresVia (t: TestContext, port: number, max: number): Promise<PostgresDatabase> {
   const schema = uniqueSchemaName()
   await createSchema(schema)
   t.teardown(() => dropSchema(schema))

@@ -6,7 +6,7 @@ import { buildTestApp, newUser } from './helpers.js'
 const lines: Record<string, unknown>[] = []
 const app = await buildTestApp(t, {
   config: { logLevel: 'info' },
-  logStream: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }
+  logStream: { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } }
 })
 
 t.test('one line per request, with reqId and userId; no bodies or secret headers', async (t) => {

@@ -9,7 +9,7 @@ import { buildApp } from '../src/app.js'
 import { loadMigrations, runMigrations } from '../src/migrate.js'
 import { BACKEND, createTask, openTestDatabase, testConfig, type TaskJson } from './helpers.js'
 
-async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
+async function tempDir (t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'task-service-test-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return dir

@@ -6,7 +6,7 @@ import { buildTestApp, createTask, newUser, nextMillisecond, type TaskJson } fro
 
 const app = await buildTestApp(t)
 
-function nextLink(link: unknown): string | undefined {
+function nextLink (link: unknown): string | undefined {
   if (link === undefined) return undefined
   const match = /^<([^>]+)>; rel="next"$/.exec(String(link))
   if (!match) throw new Error(`unexpected Link header: ${String(link)}`)
@@ -14,7 +14,7 @@ function nextLink(link: unknown): string | undefined {
 }
 
 /** Follows Link rel="next" from url to the end; returns the pages. */
-async function walk(app: FastifyInstance, user: string, url: string, between?: () => Promise<void>): Promise<TaskJson[][]> {
+async function walk (app: FastifyInstance, user: string, url: string, between?: () => Promise<void>): Promise<TaskJson[][]> {
   const pages: TaskJson[][] = []
   let next: string | undefined = url
   while (next !== undefined) {

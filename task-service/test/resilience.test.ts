@@ -19,27 +19,32 @@ const OUTAGE_ERRORS: (() => Error)[] = [
 class FaultyDatabase implements Database {
   mode: 'up' | 'down' | 'hang' = 'up'
   private n = 0
-  constructor(private readonly inner: Database) {}
-  get kind(): Database['kind'] {
+  constructor (private readonly inner: Database) {}
+  get kind (): Database['kind'] {
     return this.inner.kind
   }
-  private async gate(): Promise<void> {
+
+  private async gate (): Promise<void> {
     if (this.mode === 'down') throw (OUTAGE_ERRORS[this.n++ % OUTAGE_ERRORS.length] as () => Error)()
     if (this.mode === 'hang') await new Promise((resolve) => setTimeout(resolve, 4000))
   }
+
   async query<R>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
     await this.gate()
     return this.inner.query<R>(text, params)
   }
-  async exec(sql: string): Promise<void> {
+
+  async exec (sql: string): Promise<void> {
     await this.gate()
     return this.inner.exec(sql)
   }
+
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     await this.gate()
     return this.inner.transaction(fn)
   }
-  close(): Promise<void> {
+
+  close (): Promise<void> {
     return this.inner.close()
   }
 }
@@ -102,9 +107,9 @@ class CuttableProxy {
   private server: net.Server | undefined
   private readonly sockets = new Set<net.Socket>()
   port = 0
-  constructor(private readonly target: { host: string; port: number }) {}
+  constructor (private readonly target: { host: string; port: number }) {}
 
-  async start(): Promise<void> {
+  async start (): Promise<void> {
     const server = net.createServer((client) => {
       const upstream = net.connect(this.target.port, this.target.host)
       for (const s of [client, upstream]) {
@@ -119,7 +124,7 @@ class CuttableProxy {
     this.server = server
   }
 
-  async cut(): Promise<void> {
+  async cut (): Promise<void> {
     const server = this.server
     this.server = undefined
     for (const s of this.sockets) s.resetAndDestroy()

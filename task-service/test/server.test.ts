@@ -18,7 +18,7 @@ interface Run {
   exited: Promise<number | null>
 }
 
-function start(env: Record<string, string>): Run {
+function start (env: Record<string, string>): Run {
   const base = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'LOG_LEVEL'].includes(k))
   )
@@ -38,7 +38,7 @@ function start(env: Record<string, string>): Run {
 const ownLines = (stderr: string): string[] =>
   stderr.split('\n').filter((l) => l !== '' && !/Warning|--trace-warnings|nodedir/.test(l))
 
-async function failsWith(t: Test, env: Record<string, string>, pattern: RegExp): Promise<string> {
+async function failsWith (t: Test, env: Record<string, string>, pattern: RegExp): Promise<string> {
   const run = start(env)
   const code = await run.exited
   t.equal(code, 1, 'exit code 1')
@@ -63,7 +63,7 @@ t.test('invalid configuration, or an unreachable DATABASE_URL → one clear line
   t.notMatch(line, /hunter2/, 'the password is not printed')
 })
 
-function post(port: number, body: string): { req: http.ClientRequest; response: Promise<{ status: number; body: string }> } {
+function post (port: number, body: string): { req: http.ClientRequest; response: Promise<{ status: number; body: string }> } {
   const req = http.request({
     host: '127.0.0.1',
     port,

@@ -7,7 +7,7 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const ERROR_KEYS = ['code', 'error', 'message', 'statusCode']
 
-function assertError(
+function assertError (
   t: Test,
   res: { statusCode: number; body: string; headers: Record<string, unknown> },
   status: number,
@@ -120,7 +120,7 @@ t.test('malformed ids → 404, never 400 or 500, on every :id route', async (t) 
 t.test('PUT /tasks/:id replaces the whole record', async (t) => {
   const user = newUser()
   const task = await createTask(app, user, { title: 'old', description: 'desc', completed: true })
-  await new Promise((r) => setTimeout(r, 5))
+  await new Promise((resolve) => setTimeout(resolve, 5))
   const res = await app.inject({
     method: 'PUT',
     url: `/tasks/${task.id}`,

@@ -6,7 +6,7 @@ import { buildTestApp, createTask, newUser, type TaskJson } from './helpers.js'
 const app = await buildTestApp(t)
 const user = newUser('v')
 
-async function post(payload: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+async function post (payload: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': user }, payload: payload as object })
   return { status: res.statusCode, body: res.json() }
 }

@@ -84,8 +84,21 @@ export function summary (r: WorkloadResult): string {
 
 export class Workload {
   readonly result: WorkloadResult = {
-    requests: 0, errors: 0, serverErrors: 0, tolerated: 0, status: {}, hung: 0, leaks: 0, crossUserProbes: 0,
-    latenciesMs: [], errorSamples: [], lostWrites: 0, partialWrites: 0, phantoms: 0, mismatches: 0, tasksChecked: 0
+    requests: 0,
+    errors: 0,
+    serverErrors: 0,
+    tolerated: 0,
+    status: {},
+    hung: 0,
+    leaks: 0,
+    crossUserProbes: 0,
+    latenciesMs: [],
+    errorSamples: [],
+    lostWrites: 0,
+    partialWrites: 0,
+    phantoms: 0,
+    mismatches: 0,
+    tasksChecked: 0
   }
 
   readonly users: UserState[] = []

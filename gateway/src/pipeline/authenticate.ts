@@ -47,10 +47,17 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 const LONE_SURROGATE = /\p{Cs}/u
 
 const HASH: Record<string, string> = {
-  HS256: 'sha256', HS384: 'sha384', HS512: 'sha512',
-  ES256: 'sha256', ES384: 'sha384',
-  RS256: 'sha256', RS384: 'sha384', RS512: 'sha512',
-  PS256: 'sha256', PS384: 'sha384', PS512: 'sha512'
+  HS256: 'sha256',
+  HS384: 'sha384',
+  HS512: 'sha512',
+  ES256: 'sha256',
+  ES384: 'sha384',
+  RS256: 'sha256',
+  RS384: 'sha384',
+  RS512: 'sha512',
+  PS256: 'sha256',
+  PS384: 'sha384',
+  PS512: 'sha512'
 }
 const ECDSA_SIG_LEN: Record<string, number> = { ES256: 64, ES384: 96 }
 
@@ -166,7 +173,6 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
     }
     return { sub }
   }
-
 
   function verifyToken (token: string): Identity | Promise<Identity> {
     if (cache !== undefined) {

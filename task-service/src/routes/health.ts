@@ -7,9 +7,9 @@ import { HealthResponse } from '../schemas.js'
 /** How long /readyz waits for the database before calling it unavailable. */
 export const READY_TIMEOUT_MS = 2000
 
-async function ping(db: Database): Promise<void> {
+async function ping (db: Database): Promise<void> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
+  const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new Error('database did not answer in time')), READY_TIMEOUT_MS)
   })
   try {

@@ -23,7 +23,7 @@ const LONE_SURROGATE = /[\uD800-\uDFFF]/u
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-function checkOwnershipFields(value: unknown, part: 'body' | 'querystring'): void {
+function checkOwnershipFields (value: unknown, part: 'body' | 'querystring'): void {
   if (!isRecord(value)) return
   const field = OWNERSHIP_FIELDS.find((f) => Object.prototype.hasOwnProperty.call(value, f))
   if (field !== undefined) {
@@ -38,7 +38,7 @@ const userHeader = Type.Object({ [USER_ID_HEADER]: Type.String({ description: 'S
 const errors = (...codes: number[]): Record<number, typeof ErrorResponse> =>
   Object.fromEntries([401, 503, ...codes].map((c) => [c, ErrorResponse]))
 
-function requireId(id: string): string {
+function requireId (id: string): string {
   if (!UUID.test(id)) throw notFound()
   return id.toLowerCase()
 }
