@@ -4,13 +4,14 @@ import { ConfigError, fail, int, str } from './env-readers.js'
 import { loadLimitsConfig, type LimitsConfig } from './plugins/limits-config.js'
 
 export type HmacAlg = 'HS256' | 'HS384' | 'HS512'
-export type AsymmetricAlg = 'EdDSA' | 'ES256' | 'ES384' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512'
-export type JwtAlg = HmacAlg | AsymmetricAlg
+// `Ed25519` is the fully-specified name of `EdDSA` on an Ed25519 key (RFC 9864); both verify the same keys.
+export type AsymmetricAlg = 'EdDSA' | 'Ed25519' | 'ES256' | 'ES384' | 'ES512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512'
 
 export const HMAC_ALGS: readonly HmacAlg[] = ['HS256', 'HS384', 'HS512']
-export const ASYMMETRIC_ALGS: readonly AsymmetricAlg[] = ['EdDSA', 'ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
+export const ASYMMETRIC_ALGS: readonly AsymmetricAlg[] = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
 const DEFAULT_HMAC_ALGS: readonly HmacAlg[] = ['HS256']
-const DEFAULT_ASYMMETRIC_ALGS: readonly AsymmetricAlg[] = ['EdDSA', 'ES256', 'RS256', 'PS256']
+// What Better Auth's jwt plugin can sign with (its keyPairConfig), each key bound to its own algorithm.
+const DEFAULT_ASYMMETRIC_ALGS: readonly AsymmetricAlg[] = ['EdDSA', 'Ed25519', 'ES256', 'ES512', 'RS256', 'PS256']
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']

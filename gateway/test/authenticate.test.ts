@@ -70,6 +70,25 @@ t.test('valid EdDSA, ES256, RS256 and PS256 tokens from the JWKS are accepted', 
   t.same(up.tasks().map((r) => r.headers['x-user-id']), ['sub-EdDSA', 'sub-ES256', 'sub-RS256', 'sub-PS256'])
 })
 
+t.test('Ed25519 (RFC 9864) and ES512 tokens from the JWKS are accepted', async (t) => {
+  const ed25519 = await makeKey('Ed25519', 'ed25519-1')
+  const es512 = await makeKey('ES512', 'es512-1')
+  const keys = await startJwks([ed.jwk, es.jwk, ed25519.jwk, es512.jwk])
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, JWT_SECRET: '', JWKS_URL: keys.url })
+  const edOnly = await startGateway({ TASK_SERVICE_URL: up.url, JWT_SECRET: '', JWKS_URL: keys.url, JWT_ALGORITHMS: 'EdDSA' })
+  t.teardown(async () => { await gw.close(); await edOnly.close(); await keys.close() })
+  t.equal((await get(gw, bearer(await signWith(ed25519, { sub: 'sub-Ed25519' })))).status, 200, 'alg Ed25519 with a JWK whose alg is Ed25519')
+  t.equal((await get(gw, bearer(await signWith({ ...ed, alg: 'Ed25519' }, { sub: 'sub-Ed25519-on-EdDSA-key' })))).status, 200, 'alg Ed25519 with a JWK whose alg is EdDSA: the same algorithm on the same key')
+  t.equal((await get(gw, bearer(await signWith({ ...ed25519, alg: 'EdDSA' }, { sub: 'sub-EdDSA-on-Ed25519-key' })))).status, 200, 'and the other way round')
+  t.equal((await get(gw, bearer(await signWith(es512, { sub: 'sub-ES512' })))).status, 200, 'ES512 (P-521)')
+  t.same(up.tasks().map((r) => r.headers['x-user-id']), ['sub-Ed25519', 'sub-Ed25519-on-EdDSA-key', 'sub-EdDSA-on-Ed25519-key', 'sub-ES512'])
+  up.received.length = 0
+  await rejects(t, gw, await signWith({ ...es512, kid: es.kid }), 'unknown_key') // an ES512 signature against the ES256 key's kid
+  await rejects(t, gw, await signWith({ ...es, kid: es512.kid }), 'unknown_key') // and an ES256 one against the ES512 key
+  await rejects(t, edOnly, await signWith(ed25519), 'unsupported_algorithm') // the allow-list names each spelling
+  t.equal((await get(edOnly, bearer(await signWith(ed)))).status, 200)
+})
+
 t.test('missing token → 401 without an error attribute', async (t) => {
   const r = await get(hs)
   t.equal(r.status, 401)

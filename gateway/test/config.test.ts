@@ -39,7 +39,7 @@ t.test('BETTER_AUTH_URL derives the JWKS URL, issuer and audience (each overrida
   t.equal(c.jwt.jwks?.url, 'https://auth.example.com/api/auth/jwks')
   t.equal(c.jwt.issuer, 'https://auth.example.com')
   t.same(c.jwt.audience, ['https://auth.example.com'])
-  t.same(c.jwt.asymmetricAlgorithms, ['EdDSA', 'ES256', 'RS256', 'PS256'])
+  t.same(c.jwt.asymmetricAlgorithms, ['EdDSA', 'Ed25519', 'ES256', 'ES512', 'RS256', 'PS256'])
   t.same(c.jwt.hmacAlgorithms, [])
   t.same(c.jwt.jwks, { url: 'https://auth.example.com/api/auth/jwks', refreshMs: 300_000, cooldownMs: 2_000, staleMaxMs: 3_600_000, timeoutMs: 3_000 })
   const o = loadConfig({ BETTER_AUTH_URL: 'https://auth.example.com', JWKS_URL: 'http://127.0.0.1:9/keys', JWT_ISSUER: 'iss-x', JWT_AUDIENCE: 'a, b' })

@@ -70,7 +70,7 @@ function countingResolver (key: VerificationKey, answers: Array<'key' | 'unknown
 }
 
 t.test('a repeated token is verified once, then served from the cache', async (t) => {
-  const key = importJwk(k1.jwk, ['EdDSA']) as VerificationKey
+  const key = await importJwk(k1.jwk, ['EdDSA']) as VerificationKey
   const keys = countingResolver(key, ['key'])
   const cache = new VerificationCache()
   const auth = createAuthenticator({ hmacAlgorithms: [], asymmetricAlgorithms: ['EdDSA'], keys, clockToleranceSec: 5, cache })
@@ -82,7 +82,7 @@ t.test('a repeated token is verified once, then served from the cache', async (t
 })
 
 t.test('failures are never cached: a token rejected once is verified again next time', async (t) => {
-  const key = importJwk(k1.jwk, ['EdDSA']) as VerificationKey
+  const key = await importJwk(k1.jwk, ['EdDSA']) as VerificationKey
   const keys = countingResolver(key, ['unknown_key', 'key'])
   const cache = new VerificationCache()
   const auth = createAuthenticator({ hmacAlgorithms: [], asymmetricAlgorithms: ['EdDSA'], keys, clockToleranceSec: 5, cache })

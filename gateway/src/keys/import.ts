@@ -1,15 +1,22 @@
-// Import one JWK into a Node KeyObject bound to exactly one algorithm.
-// The algorithm comes from the JWK (its `alg`, else its key type and curve), never from a token header.
-import { createPublicKey, type KeyObject } from 'node:crypto'
+// Import one JWK (with jose) into a CryptoKey bound to the algorithms it may verify, once, when the key
+// set is loaded; requests never import keys. The algorithms come from the JWK (its `alg`, else its key
+// type and curve), never from a token header.
+import { importJWK, type CryptoKey, type JWK } from 'jose'
 import type { AsymmetricAlg } from '../config.js'
 
 export interface VerificationKey {
   kid: string | undefined
-  alg: AsymmetricAlg
-  key: KeyObject
+  /**
+   * The token `alg` values this key verifies. One, except for an Ed25519 key: `EdDSA` and its
+   * fully-specified name `Ed25519` (RFC 9864) are the same algorithm on the same key.
+   */
+  algs: readonly AsymmetricAlg[]
+  key: CryptoKey
   /** Stable description of the public key, used to detect key-set changes. */
   fingerprint: string
 }
+
+const ED25519_NAMES: readonly AsymmetricAlg[] = ['EdDSA', 'Ed25519']
 
 function isRecord (v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -17,23 +24,26 @@ function isRecord (v: unknown): v is Record<string, unknown> {
 
 function compatible (alg: AsymmetricAlg, kty: string, crv: unknown): boolean {
   switch (alg) {
-    case 'EdDSA': return kty === 'OKP' && crv === 'Ed25519'
+    case 'EdDSA':
+    case 'Ed25519': return kty === 'OKP' && crv === 'Ed25519'
     case 'ES256': return kty === 'EC' && crv === 'P-256'
     case 'ES384': return kty === 'EC' && crv === 'P-384'
+    case 'ES512': return kty === 'EC' && crv === 'P-521'
     default: return kty === 'RSA'
   }
 }
 
-function defaultAlg (kty: string, crv: unknown): AsymmetricAlg | undefined {
-  if (kty === 'OKP' && crv === 'Ed25519') return 'EdDSA'
-  if (kty === 'EC' && crv === 'P-256') return 'ES256'
-  if (kty === 'EC' && crv === 'P-384') return 'ES384'
-  if (kty === 'RSA') return 'RS256'
-  return undefined
+function defaultAlgs (kty: string, crv: unknown): readonly AsymmetricAlg[] {
+  if (kty === 'OKP' && crv === 'Ed25519') return ED25519_NAMES
+  if (kty === 'EC' && crv === 'P-256') return ['ES256']
+  if (kty === 'EC' && crv === 'P-384') return ['ES384']
+  if (kty === 'EC' && crv === 'P-521') return ['ES512']
+  if (kty === 'RSA') return ['RS256']
+  return []
 }
 
-/** Returns the bound key, or a reason string when the JWK is unusable (the caller skips it). */
-export function importJwk (jwk: unknown, allowed: readonly AsymmetricAlg[]): VerificationKey | string {
+/** Resolves to the bound key, or to a reason string when the JWK is unusable (the caller skips it). */
+export async function importJwk (jwk: unknown, allowed: readonly AsymmetricAlg[]): Promise<VerificationKey | string> {
   if (!isRecord(jwk)) return 'not an object'
   const { kty, crv, kid } = jwk
   if (typeof kty !== 'string') return 'missing kty'
@@ -41,29 +51,32 @@ export function importJwk (jwk: unknown, allowed: readonly AsymmetricAlg[]): Ver
   if (jwk.use !== undefined && jwk.use !== 'sig') return 'use is not "sig"'
   if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) return 'key_ops lacks "verify"'
   if (jwk.d !== undefined || jwk.k !== undefined) return 'private or symmetric key material in a JWKS'
-  let alg: AsymmetricAlg | undefined
+  let candidates: readonly AsymmetricAlg[]
   if (jwk.alg !== undefined) {
     if (typeof jwk.alg !== 'string' || !(allowed as readonly string[]).includes(jwk.alg)) return `alg ${String(jwk.alg)} not allowed`
-    alg = jwk.alg as AsymmetricAlg
+    const alg = jwk.alg as AsymmetricAlg
     if (!compatible(alg, kty, crv)) return `alg ${alg} does not match kty ${kty}`
+    candidates = ED25519_NAMES.includes(alg) ? ED25519_NAMES : [alg]
   } else {
-    alg = defaultAlg(kty, crv)
-    if (alg === undefined || !allowed.includes(alg)) return `no allowed algorithm for kty ${kty}`
+    candidates = defaultAlgs(kty, crv)
   }
-  const pub: Record<string, unknown> = { kty }
-  for (const m of kty === 'RSA' ? ['n', 'e'] : kty === 'EC' ? ['crv', 'x', 'y'] : ['crv', 'x']) {
-    if (typeof jwk[m] !== 'string') return `missing ${m}`
-    pub[m] = jwk[m]
+  const algs = candidates.filter((a) => allowed.includes(a))
+  if (algs.length === 0) return `no allowed algorithm for kty ${kty}`
+  const pub: JWK = { kty }
+  for (const m of kty === 'RSA' ? ['n', 'e'] as const : kty === 'EC' ? ['crv', 'x', 'y'] as const : ['crv', 'x'] as const) {
+    const v = jwk[m]
+    if (typeof v !== 'string') return `missing ${m}`
+    pub[m] = v
   }
-  let key: KeyObject
+  let key: CryptoKey
   try {
-    key = createPublicKey({ key: pub as never, format: 'jwk' })
+    key = await importJWK(pub, algs[0] as string) as CryptoKey
   } catch {
     return 'invalid key material'
   }
   if (kty === 'RSA') {
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
+    const bits = (key.algorithm as { modulusLength?: number }).modulusLength ?? 0
     if (bits < 2048) return 'RSA key shorter than 2048 bits'
   }
-  return { kid: kid as string | undefined, alg, key, fingerprint: `${kid ?? ''}|${alg}|${JSON.stringify(pub)}` }
+  return { kid: kid as string | undefined, algs, key, fingerprint: `${kid ?? ''}|${algs.join(',')}|${JSON.stringify(pub)}` }
 }

@@ -6,8 +6,8 @@
 //   (a flood of random kids costs one fetch per window); a request waits at most `timeoutMs` for it.
 // - When the endpoint is down or answers garbage, the last good keys keep working until
 //   lastSuccess + refreshMs + staleMaxMs; after that no asymmetric token is accepted until a fetch succeeds.
-// - Each key is bound to one algorithm at import (see import.ts). Key-set changes bump `generation`
-//   and notify listeners (the verification cache flushes).
+// - Each key is imported once (a CryptoKey for jose) and bound to its algorithm (see import.ts).
+//   Key-set changes bump `generation` and notify listeners (the verification cache flushes).
 // Failures never throw out of resolve(): callers get a reason code and answer 401.
 import { request } from 'undici'
 import type { AsymmetricAlg, JwksSettings } from '../config.js'
@@ -43,8 +43,6 @@ export class JwksKeyStore {
   private readonly log: JwksLogger
   /** Incremented on every change of the key set. */
   generation = 0
-  /** Number of fetches attempted (exposed for tests and metrics). */
-  fetchCount = 0
 
   constructor (private readonly opts: JwksKeyStoreOptions) {
     this.log = opts.logger ?? noopLogger
@@ -73,10 +71,6 @@ export class JwksKeyStore {
     return this.all.length > 0 && !this.expired()
   }
 
-  get keyCount (): number {
-    return this.all.length
-  }
-
   private expired (): boolean {
     return Date.now() > this.lastSuccessAt + this.opts.refreshMs + this.opts.staleMaxMs
   }
@@ -86,7 +80,7 @@ export class JwksKeyStore {
     if (kid === undefined) {
       let found: VerificationKey | undefined
       for (const k of this.all) {
-        if (k.alg !== alg) continue
+        if (!k.algs.includes(alg as AsymmetricAlg)) continue
         if (found !== undefined) return undefined // ambiguous without a kid
         found = k
       }
@@ -94,7 +88,7 @@ export class JwksKeyStore {
     }
     const list = this.byKid.get(kid)
     if (list === undefined) return undefined
-    for (const k of list) if (k.alg === alg) return k
+    for (const k of list) if (k.algs.includes(alg as AsymmetricAlg)) return k
     return undefined
   }
 
@@ -134,7 +128,6 @@ export class JwksKeyStore {
   refresh (): Promise<boolean> {
     if (this.inflight !== undefined) return this.inflight
     this.lastAttemptAt = Date.now()
-    this.fetchCount++
     const p = this.fetchOnce().then((keys) => {
       this.install(keys)
       return true
@@ -163,7 +156,7 @@ export class JwksKeyStore {
     this.all = keys
     this.fingerprint = fingerprint
     this.generation++
-    this.log.info({ jwksKeys: keys.map((k) => `${k.kid ?? '-'}:${k.alg}`), generation: this.generation }, 'JWKS key set changed')
+    this.log.info({ jwksKeys: keys.map((k) => `${k.kid ?? '-'}:${k.algs.join('/')}`), generation: this.generation }, 'JWKS key set changed')
     for (const l of this.listeners) l()
   }
 
@@ -201,7 +194,7 @@ export class JwksKeyStore {
     if (!Array.isArray(list)) throw new Error('JWKS has no "keys" array')
     const keys: VerificationKey[] = []
     for (const jwk of list.slice(0, MAX_KEYS)) {
-      const k = importJwk(jwk, this.opts.algorithms)
+      const k = await importJwk(jwk, this.opts.algorithms)
       if (typeof k === 'string') {
         this.log.warn({ reason: k }, 'JWKS key skipped')
         continue

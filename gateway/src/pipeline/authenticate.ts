@@ -1,17 +1,17 @@
 // Stage 1 — authenticate: `Authorization: Bearer <jwt>` → identity.
 // The ONLY place in the gateway where a JWT is decoded or verified.
 //
-// Order of checks: header syntax → JOSE header (alg allow-list, crit) → key (HS only against the
-// secret, asymmetric only against JWKS keys bound to that alg) → signature → claims (exp required,
-// nbf, iss, aud, sub). Embedded keys (`jwk`, `jku`, `x5u`, `x5c`) are never read.
-// Signatures are checked with node:crypto directly (KeyObjects imported once), the cheapest correct
-// path on Node 20; successful results are cached by exact token string (verification-cache.ts).
-import { constants, createHmac, createSecretKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
+// jose does every signature and claim check (jwtVerify: alg allow-list, crit, signature, exp/nbf/iat,
+// iss, aud, required exp and sub). This module adds what is the gateway's own: bearer extraction, the
+// key choice (HS only against the secret, asymmetric only against a JWKS key bound to that alg — embedded
+// `jwk`, `jku`, `x5u`, `x5c` are never read), no `crit` or `b64` at all, the `sub` rules, one table from
+// jose's errors to the gateway's codes, and the verification cache (a hit is synchronous and verifies
+// nothing). Keys are CryptoKeys imported once: the HMAC secret here, JWKS keys in keys/import.ts.
+import { errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParameters } from 'jose'
 import type { AsymmetricAlg, HmacAlg } from '../config.js'
 import { AuthError, type AuthErrorCode } from '../errors.js'
 import type { VerificationCache } from '../verification-cache.js'
 import type { ResolveResult } from '../keys/jwks.js'
-import type { VerificationKey } from '../keys/import.js'
 
 export interface Identity {
   /** The token's `sub`: the only identity the gateway forwards. */
@@ -39,62 +39,16 @@ export interface AuthenticatorOptions {
 
 export const MAX_TOKEN_LENGTH = 8192
 const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
-const JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)$/
+// Three base64url parts: anything else is refused before jose sees it.
+const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 // Unicode Cc: U+0000–U+001F and U+007F–U+009F.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 // With the u flag a surrogate pair is one code point; only a lone surrogate matches (= !isWellFormed()).
 const LONE_SURROGATE = /\p{Cs}/u
 
-const HASH: Record<string, string> = {
-  HS256: 'sha256',
-  HS384: 'sha384',
-  HS512: 'sha512',
-  ES256: 'sha256',
-  ES384: 'sha384',
-  RS256: 'sha256',
-  RS384: 'sha384',
-  RS512: 'sha512',
-  PS256: 'sha256',
-  PS384: 'sha384',
-  PS512: 'sha512'
-}
-const ECDSA_SIG_LEN: Record<string, number> = { ES256: 64, ES384: 96 }
-
 function fail (code: AuthErrorCode): never {
   throw new AuthError(code)
-}
-
-function decodeJson (part: string): Record<string, unknown> {
-  let v: unknown
-  try {
-    v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))
-  } catch {
-    return fail('malformed_token')
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('malformed_token')
-  return v as Record<string, unknown>
-}
-
-export function verifyAsymmetric (alg: string, key: KeyObject, data: Buffer, sig: Buffer): boolean {
-  switch (alg) {
-    case 'EdDSA':
-      return verify(null, data, key, sig)
-    case 'ES256':
-    case 'ES384':
-      if (sig.length !== ECDSA_SIG_LEN[alg]) return false
-      return verify(HASH[alg] as string, data, { key, dsaEncoding: 'ieee-p1363' }, sig)
-    case 'RS256':
-    case 'RS384':
-    case 'RS512':
-      return verify(HASH[alg] as string, data, key, sig)
-    case 'PS256':
-    case 'PS384':
-    case 'PS512':
-      return verify(HASH[alg] as string, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, sig)
-    default:
-      return false
-  }
 }
 
 /**
@@ -114,22 +68,70 @@ export function validSubject (sub: unknown): sub is string {
 
 export interface Authenticator {
   /**
-   * Authenticates the raw header list of a request (duplicates visible). Returns the identity, or a
-   * Promise of it when a JWKS refetch is needed; throws/rejects with AuthError.
+   * Authenticates the raw header list of a request (duplicates visible). Returns the identity at once
+   * for a cached token, else a Promise of it; throws/rejects with AuthError.
    */
   authenticate: (rawHeaders: readonly string[]) => Identity | Promise<Identity>
   /** Verifies a bare compact JWS. */
   verifyToken: (token: string) => Identity | Promise<Identity>
 }
 
+/**
+ * jose's error codes (and, for a failed claim check, the claim and reason) → the gateway's codes.
+ * The most specific key wins: "code claim reason", then "code claim", then "code".
+ */
+const JOSE_ERRORS: Readonly<Record<string, AuthErrorCode>> = {
+  ERR_JWS_INVALID: 'malformed_token',
+  ERR_JWT_INVALID: 'malformed_token', // includes a header or payload that is not UTF-8 JSON (jose decodes with fatal: true)
+  ERR_JOSE_ALG_NOT_ALLOWED: 'unsupported_algorithm',
+  ERR_JOSE_NOT_SUPPORTED: 'unsupported_critical_header', // an extension named in `crit` that jose does not know
+  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'invalid_signature',
+  ERR_JWT_EXPIRED: 'token_expired',
+  ERR_JWT_CLAIM_VALIDATION_FAILED: 'invalid_claims', // exp missing; exp, nbf or iat not a number
+  'ERR_JWT_CLAIM_VALIDATION_FAILED nbf check_failed': 'token_not_yet_valid',
+  'ERR_JWT_CLAIM_VALIDATION_FAILED iss': 'invalid_issuer',
+  'ERR_JWT_CLAIM_VALIDATION_FAILED aud': 'invalid_audience',
+  'ERR_JWT_CLAIM_VALIDATION_FAILED sub': 'invalid_subject'
+}
+
+/** Maps a rejection of jwtVerify to an AuthError; anything that is not a jose error is a bug and propagates. */
+function toAuthError (err: unknown): never {
+  if (err instanceof AuthError) throw err
+  if (err instanceof joseErrors.JOSEError) {
+    const claim = err instanceof joseErrors.JWTClaimValidationFailed ? err : undefined
+    const code = (claim !== undefined ? JOSE_ERRORS[`${err.code} ${claim.claim} ${claim.reason}`] ?? JOSE_ERRORS[`${err.code} ${claim.claim}`] : undefined) ??
+      JOSE_ERRORS[err.code] ?? 'malformed_token'
+    throw new AuthError(code)
+  }
+  throw err
+}
+
+const HMAC_HASH: Readonly<Record<HmacAlg, string>> = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' }
+
 export function createAuthenticator (opts: AuthenticatorOptions): Authenticator {
-  const secretKey = opts.secret !== undefined ? createSecretKey(opts.secret) : undefined
-  const hmac = new Set<string>(secretKey !== undefined ? opts.hmacAlgorithms : [])
-  const asym = new Set<string>(opts.keys !== undefined ? opts.asymmetricAlgorithms : [])
-  const tolerance = opts.clockToleranceSec
+  const secret = opts.secret
+  const hmacAlgs: readonly HmacAlg[] = secret !== undefined ? opts.hmacAlgorithms : []
+  const asymAlgs: readonly AsymmetricAlg[] = opts.keys !== undefined ? opts.asymmetricAlgorithms : []
   const cache = opts.cache
   const currentGeneration = opts.keyGeneration ?? (() => 0)
   const keysUsable = opts.keysUsable ?? (() => true)
+
+  // One CryptoKey per allowed HMAC algorithm (WebCrypto binds the hash to the key), imported once; jose
+  // would import a raw secret again on every call. The import is asynchronous, so the first tokens wait on it.
+  const hmacKeys = new Map<string, CryptoKey | Promise<CryptoKey>>()
+  for (const alg of hmacAlgs) {
+    const pending = crypto.subtle.importKey('raw', secret as Buffer, { name: 'HMAC', hash: HMAC_HASH[alg] }, false, ['verify'])
+    hmacKeys.set(alg, pending)
+    pending.then((key) => { hmacKeys.set(alg, key) }, () => {}) // a failed import stays in the map: tokens then fail (500), never pass
+  }
+
+  const verifyOptions = {
+    algorithms: [...hmacAlgs, ...asymAlgs],
+    issuer: opts.issuer,
+    audience: opts.audience !== undefined ? [...opts.audience] : undefined,
+    clockTolerance: opts.clockToleranceSec,
+    requiredClaims: ['exp', 'sub']
+  }
 
   function extractToken (rawHeaders: readonly string[]): string {
     let value: string | undefined
@@ -151,25 +153,36 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
     return m[1] as string
   }
 
-  function checkClaims (token: string, payloadPart: string, keyGeneration: number | undefined): Identity {
-    const p = decodeJson(payloadPart)
-    const now = Date.now() / 1000
-    const { exp, nbf, iat, sub } = p
-    if (typeof exp !== 'number' || !Number.isFinite(exp)) fail('invalid_claims')
-    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) fail('invalid_claims')
-    if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) fail('invalid_claims')
-    if (exp <= now - tolerance) fail('token_expired')
-    if (typeof nbf === 'number' && nbf > now + tolerance) fail('token_not_yet_valid')
-    if (opts.issuer !== undefined && p.iss !== opts.issuer) fail('invalid_issuer')
-    if (opts.audience !== undefined) {
-      const aud = p.aud
-      const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
-      if (!auds.some((a) => typeof a === 'string' && opts.audience?.includes(a))) fail('invalid_audience')
+  /** The key for a token, chosen by jose's already-parsed protected header (alg is allow-listed by then). */
+  function keyFor (generation: { value: number | undefined }) {
+    return (header: JWTHeaderParameters): CryptoKey | Promise<CryptoKey> => {
+      // No JWS extension is supported: jose knows `b64` (unencoded payloads), the gateway refuses it.
+      if (header.crit !== undefined || header.b64 !== undefined) fail('unsupported_critical_header')
+      const { alg, kid } = header
+      if (kid !== undefined && typeof kid !== 'string') fail('malformed_token')
+      const hmacKey = hmacKeys.get(alg)
+      if (hmacKey !== undefined) return hmacKey
+      generation.value = currentGeneration()
+      const resolved = (opts.keys as KeyResolver).resolve(kid, alg)
+      return resolved instanceof Promise ? resolved.then(keyOf) : keyOf(resolved)
     }
+  }
+
+  async function verify (token: string): Promise<Identity> {
+    const generation: { value: number | undefined } = { value: undefined }
+    let payload: Record<string, unknown>
+    try {
+      payload = (await jwtVerify(token, keyFor(generation), verifyOptions)).payload
+    } catch (err) {
+      return toAuthError(err)
+    }
+    const { sub, exp, nbf, iat } = payload
+    // JSON numbers such as 1e400 parse to Infinity; a token that never expires is not one we accept.
+    if (!Number.isFinite(exp) || (nbf !== undefined && !Number.isFinite(nbf)) || (iat !== undefined && !Number.isFinite(iat))) fail('invalid_claims')
     if (!validSubject(sub)) fail('invalid_subject')
     // Cache until exp at the latest, and only if the key set did not change while we verified.
-    if (cache !== undefined && (keyGeneration === undefined || keyGeneration === currentGeneration())) {
-      cache.set(token, { identity: Object.freeze({ sub }), expiresAtMs: exp * 1000, viaJwks: keyGeneration !== undefined })
+    if (cache !== undefined && (generation.value === undefined || generation.value === currentGeneration())) {
+      cache.set(token, { identity: Object.freeze({ sub }), expiresAtMs: (exp as number) * 1000, viaJwks: generation.value !== undefined })
     }
     return { sub }
   }
@@ -179,35 +192,8 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
       const hit = cache.get(token)
       if (hit !== undefined && (!hit.viaJwks || keysUsable())) return hit.identity
     }
-    if (token.length > MAX_TOKEN_LENGTH) fail('malformed_token')
-    const m = JWS.exec(token)
-    if (m === null) fail('malformed_token')
-    const headerPart = m[1] as string
-    const payloadPart = m[2] as string
-    const sig = Buffer.from(m[3] as string, 'base64url')
-    const header = decodeJson(headerPart)
-    const alg = header.alg
-    if (typeof alg !== 'string') fail('malformed_token')
-    if (header.crit !== undefined) fail('unsupported_critical_header')
-    if (header.b64 !== undefined) fail('unsupported_critical_header')
-    const kid = header.kid
-    if (kid !== undefined && typeof kid !== 'string') fail('malformed_token')
-    const signingInput = Buffer.from(token.slice(0, headerPart.length + 1 + payloadPart.length), 'latin1')
-
-    if (hmac.has(alg)) {
-      const expected = createHmac(HASH[alg] as string, secretKey as KeyObject).update(signingInput).digest()
-      if (expected.length !== sig.length || !timingSafeEqual(expected, sig)) fail('invalid_signature')
-      return checkClaims(token, payloadPart, undefined)
-    }
-    if (!asym.has(alg)) fail('unsupported_algorithm')
-    const generation = currentGeneration()
-    const finish = (r: ResolveResult): Identity => {
-      if (typeof r === 'string') fail(r)
-      if (!verifyAsymmetric(alg, (r as VerificationKey).key, signingInput, sig)) fail('invalid_signature')
-      return checkClaims(token, payloadPart, generation)
-    }
-    const r = (opts.keys as KeyResolver).resolve(kid, alg)
-    return r instanceof Promise ? r.then(finish) : finish(r)
+    if (token.length > MAX_TOKEN_LENGTH || !JWS.test(token)) fail('malformed_token')
+    return verify(token)
   }
 
   return {
@@ -216,4 +202,9 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
     },
     verifyToken
   }
+}
+
+function keyOf (r: ResolveResult): CryptoKey {
+  if (typeof r === 'string') fail(r)
+  return r.key
 }

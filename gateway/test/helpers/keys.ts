@@ -7,17 +7,17 @@ export const SECRET = 'test-secret-that-is-long-enough-0123456789abcdef'
 
 export interface TestKey {
   kid: string
-  alg: 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
+  alg: 'EdDSA' | 'Ed25519' | 'ES256' | 'ES512' | 'RS256' | 'PS256'
   privateKey: KeyObject
   publicKey: KeyObject
   jwk: JWK
 }
 
 export async function makeKey (alg: TestKey['alg'], kid: string): Promise<TestKey> {
-  const pair = alg === 'EdDSA'
+  const pair = alg === 'EdDSA' || alg === 'Ed25519'
     ? generateKeyPairSync('ed25519')
-    : alg === 'ES256'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : alg === 'ES256' || alg === 'ES512'
+      ? generateKeyPairSync('ec', { namedCurve: alg === 'ES256' ? 'P-256' : 'P-521' })
       : generateKeyPairSync('rsa', { modulusLength: 2048 })
   const jwk = { ...(await exportJWK(pair.publicKey)), kid, alg, use: 'sig' }
   return { kid, alg, privateKey: pair.privateKey, publicKey: pair.publicKey, jwk }
