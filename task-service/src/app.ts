@@ -6,6 +6,7 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import type { TaskServiceConfig } from './config.js'
 import { openDatabase, type Database } from './db.js'
 import { loggableError, registerErrorHandling } from './errors.js'
+import { createMetrics, metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { tasksRoutes } from './routes/tasks.js'
 
@@ -74,6 +75,12 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
 
   registerErrorHandling(app)
 
+  // Request and database metrics (metrics.ts), unless METRICS_PORT=0; routes query through the timed database.
+  const metrics = config.metricsPort !== 0 ? createMetrics(db) : undefined
+  if (metrics !== undefined) await app.register(metricsPlugin, { metrics })
+  else app.decorate('metrics', undefined)
+  const routesDb = metrics?.instrument(db) ?? db
+
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id)
   })
@@ -100,8 +107,8 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
       }
     }
   })
-  await app.register(healthRoutes, { db })
-  await app.register(tasksRoutes, { db })
+  await app.register(healthRoutes, { db: routesDb })
+  await app.register(tasksRoutes, { db: routesDb })
 
   return app as unknown as FastifyInstance
 }

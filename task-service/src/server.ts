@@ -4,6 +4,7 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { loadConfig, redactDatabaseUrl, type TaskServiceConfig } from './config.js'
+import { listenMetrics, type MetricsListener } from './metrics-server.js'
 import { runMigrations } from './migrate.js'
 
 /** How long in-flight requests get to finish after SIGTERM/SIGINT before the process exits anyway. */
@@ -54,17 +55,33 @@ async function main (): Promise<void> {
     fail(`cannot use ${where(config)}: ${reason(err)}`)
   }
 
+  // Metrics first: a metrics port that cannot be bound stops the start before the API port is ever open.
+  let metricsListener: MetricsListener | undefined
+  if (app.metrics !== undefined) {
+    try {
+      metricsListener = await listenMetrics(app.metrics.registry, { port: config.metricsPort, host: config.metricsHost })
+    } catch (err) {
+      await app.close().catch(() => undefined)
+      fail(`cannot listen for metrics on ${config.metricsHost}:${config.metricsPort} (METRICS_PORT, METRICS_HOST; METRICS_PORT=0 turns metrics off): ${reason(err)}`)
+    }
+  }
+
   closeWithGrace({ delay: SHUTDOWN_GRACE_MS, logger: false }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'closing after an unexpected error')
     else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
     await app.close()
+    await metricsListener?.close()
   })
 
   try {
     await app.listen({ port: config.port, host: config.host })
   } catch (err) {
     await app.close().catch(() => undefined)
+    await metricsListener?.close()
     fail(`cannot listen on ${config.host}:${config.port}: ${reason(err)}`)
+  }
+  if (metricsListener !== undefined) {
+    app.log.info({ metrics: `http://${config.metricsHost}:${metricsListener.port}/metrics` }, 'metrics listener started')
   }
 }
 

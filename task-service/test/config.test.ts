@@ -1,9 +1,9 @@
 // loadConfig: defaults, every accepted form, and an error message that says what to fix for each bad value.
 import t from 'tap'
-import { loadConfig, redactDatabaseUrl } from '../src/config.js'
+import { loadConfig, loadTracingConfig, redactDatabaseUrl } from '../src/config.js'
 
 t.test('defaults', async (t) => {
-  t.same(loadConfig({}), { port: 3001, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'info' })
+  t.same(loadConfig({}), { port: 3001, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'info', metricsPort: 9465, metricsHost: '127.0.0.1' })
 })
 
 t.test('every variable is read', async (t) => {
@@ -13,16 +13,19 @@ t.test('every variable is read', async (t) => {
       HOST: '0.0.0.0',
       DATABASE_URL: 'postgresql://u:p@db:5432/tasks',
       DATA_DIR: '/var/lib/tasks',
-      LOG_LEVEL: 'DEBUG'
+      LOG_LEVEL: 'DEBUG',
+      METRICS_PORT: '9100',
+      METRICS_HOST: '0.0.0.0'
     }),
-    { port: 8081, host: '0.0.0.0', databaseUrl: 'postgresql://u:p@db:5432/tasks', dataDir: '/var/lib/tasks', logLevel: 'debug' }
+    { port: 8081, host: '0.0.0.0', databaseUrl: 'postgresql://u:p@db:5432/tasks', dataDir: '/var/lib/tasks', logLevel: 'debug', metricsPort: 9100, metricsHost: '0.0.0.0' }
   )
+  t.equal(loadConfig({ METRICS_PORT: '0' }).metricsPort, 0, 'METRICS_PORT=0 turns metrics off')
   t.equal(loadConfig({ PORT: '0' }).port, 0, 'port 0 (ephemeral) is allowed')
   t.equal(loadConfig({ PORT: '65535' }).port, 65535)
 })
 
 t.test('empty values count as unset', async (t) => {
-  t.same(loadConfig({ PORT: '', DATABASE_URL: '  ', DATA_DIR: '', LOG_LEVEL: '', HOST: '' }), loadConfig({}))
+  t.same(loadConfig({ PORT: '', DATABASE_URL: '  ', DATA_DIR: '', LOG_LEVEL: '', HOST: '', METRICS_PORT: '', METRICS_HOST: ' ' }), loadConfig({}))
 })
 
 t.test('bad values → an Error naming the variable and what it should be', async (t) => {
@@ -35,7 +38,11 @@ t.test('bad values → an Error naming the variable and what it should be', asyn
     [{ DATABASE_URL: 'not a url' }, /^DATABASE_URL must be a URL such as postgres:\/\/user:password@host:5432\/dbname/],
     [{ DATABASE_URL: 'mysql://db/tasks' }, /^DATABASE_URL must use the postgres:\/\/ or postgresql:\/\/ scheme, got "mysql:"$/],
     [{ DATABASE_URL: 'postgres:///tasks' }, /^DATABASE_URL must name a host/],
-    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"$/]
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"$/],
+    [{ METRICS_PORT: 'ninety' }, /^METRICS_PORT must be an integer between 0 and 65535, got "ninety"$/],
+    [{ METRICS_PORT: '70000' }, /^METRICS_PORT must be an integer/],
+    [{ PORT: '9000', METRICS_PORT: '9000' }, /^METRICS_PORT must differ from PORT \(9000\)/],
+    [{ METRICS_HOST: 'metrics host' }, /^METRICS_HOST must be a host name or IP address/]
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), message, JSON.stringify(env))
 })
@@ -55,4 +62,13 @@ t.test('redactDatabaseUrl hides the password and options', async (t) => {
   t.equal(redactDatabaseUrl('postgres://app:s3cret@db:5432/tasks?sslmode=require'), 'postgres://app:***@db:5432/tasks')
   t.equal(redactDatabaseUrl('postgres://app@db/tasks'), 'postgres://app@db/tasks')
   t.equal(redactDatabaseUrl('::'), '(unparseable DATABASE_URL)')
+})
+
+t.test('tracing: on only with an OTLP endpoint, which must be an http(s) URL', async (t) => {
+  t.same(loadTracingConfig({}), { otlpEndpoint: undefined, serviceName: 'task-service' })
+  t.same(loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SERVICE_NAME: 'tasks-eu' }), { otlpEndpoint: 'http://collector:4318', serviceName: 'tasks-eu' })
+  t.equal(loadTracingConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://c/v1/traces' }).otlpEndpoint, 'https://c/v1/traces')
+  t.equal(loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).otlpEndpoint, undefined, 'OTEL_SDK_DISABLED wins')
+  t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must use http or https/)
+  t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/)
 })

@@ -17,7 +17,7 @@ export const TEST_DATABASE_URL: string | undefined = process.env.TEST_DATABASE_U
 export const BACKEND: 'postgres' | 'pglite' = TEST_DATABASE_URL ? 'postgres' : 'pglite'
 
 export function testConfig (overrides: Partial<TaskServiceConfig> = {}): TaskServiceConfig {
-  return { port: 0, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'silent', ...overrides }
+  return { port: 0, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'silent', metricsPort: 0, metricsHost: '127.0.0.1', ...overrides }
 }
 
 /** A fresh schema name, unique across parallel test processes. */

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import http from 'node:http'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,10 +21,11 @@ interface Run {
 
 function start (env: Record<string, string>): Run {
   const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'LOG_LEVEL'].includes(k))
+    Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'LOG_LEVEL', 'METRICS_HOST', 'OTEL_EXPORTER_OTLP_ENDPOINT'].includes(k))
   )
   const child = spawn(process.execPath, ['--import', 'tsx', SERVER], {
-    env: { ...base, ...env },
+    // Metrics off unless a test asks: parallel test processes must not compete for the default metrics port.
+    env: { ...base, METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
@@ -84,8 +86,17 @@ function post (port: number, body: string): { req: http.ClientRequest; response:
   return { req, response }
 }
 
+async function freePort (): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
 t.test('SIGTERM: the in-flight request completes, then the process exits 0', async (t) => {
-  const env: Record<string, string> = { PORT: '0', LOG_LEVEL: 'info' }
+  const metricsPort = await freePort()
+  const env: Record<string, string> = { PORT: '0', LOG_LEVEL: 'info', METRICS_PORT: String(metricsPort) }
   if (TEST_DATABASE_URL) {
     const schema = uniqueSchemaName()
     await createSchema(schema)
@@ -115,6 +126,13 @@ t.test('SIGTERM: the in-flight request completes, then the process exits 0', asy
       reject(new Error(`server exited early (${code}): ${run.stderr()}`))
     })
   })
+  // Metrics on their own listener, never on the API port.
+  const scrape = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+  t.equal(scrape.status, 200, 'the metrics listener answers')
+  t.match(await scrape.text(), /^process_cpu_user_seconds_total /m)
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404, 'the API port does not serve /metrics')
+  t.match(run.stdout(), /"metrics":"http:\/\/127\.0\.0\.1:\d+\/metrics".*metrics listener started/)
+
   const body = JSON.stringify({ title: 'in flight when SIGTERM arrived' })
   const { req, response } = post(port, body)
   // Once the server has taken the request (100 Continue), send half of the body, SIGTERM, then the rest.
@@ -131,4 +149,5 @@ t.test('SIGTERM: the in-flight request completes, then the process exits 0', asy
   t.equal(await run.exited, 0, 'clean exit')
   t.match(run.stdout(), /shutting down/)
   t.equal(ownLines(run.stderr()).length, 0, 'nothing on stderr')
+  await t.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`), 'the metrics listener closed with the process')
 })
