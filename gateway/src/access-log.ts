@@ -2,7 +2,7 @@
 // authenticated. Written by the root logger with the bindings spelled out, so that no per-request child
 // logger is made for it (request-logger.ts).
 //
-// Two writers: the onResponse hook (app.ts) for every response that was sent whole, and the forwarder
+// Two writers: the onResponse hook (plugins/logging.ts) for every response that was sent whole, and the forwarder
 // (pipeline/forward.ts) for a request to be forwarded that did not end with a whole response — the
 // client went away (before forwarding, while waiting, or mid-body), the task service failed mid-body,
 // or the client stopped reading. Fastify runs onResponse only on 'finish' or 'error', so without the
@@ -19,7 +19,7 @@ export const CLIENT_CLOSED_REQUEST = 499
 export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
   log.info({
     reqId: request.id,
-    ...(request.identity !== null ? { userId: request.identity.sub } : {}),
+    ...(request.access !== null ? { userId: request.access.identity.sub } : {}),
     method: request.method,
     path: pathWithoutQuery(request.url),
     statusCode: aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode,

@@ -1,7 +1,7 @@
 // Configuration: read from the environment once, validated, fails closed.
 // This is the only module that may read process.env (lint rule). The gateway never reads `.env` itself.
 import { ConfigError, fail, int, str } from './env-readers.js'
-import { loadLimitsConfig, type LimitsConfig } from './plugins/limits-config.js'
+import { loadLimitsConfig, type LimitsConfig } from './limits-config.js'
 
 export type HmacAlg = 'HS256' | 'HS384' | 'HS512'
 // `Ed25519` is the fully-specified name of `EdDSA` on an Ed25519 key (RFC 9864); both verify the same keys.
@@ -54,11 +54,12 @@ export interface GatewayConfig {
   logLevel: LogLevel
   /**
    * Bytes of log output collected before one write to stdout (0: every line written at once). Lines
-   * are written at the latest LOG_FLUSH_INTERVAL_MS after they were logged, and when the gateway stops.
+   * are written at the latest FLUSH_INTERVAL_MS (log-destination.ts) after they were logged, and when
+   * the gateway stops.
    */
   logBufferBytes: number
-  /** Rate limits, load shedding, slow-client limits (plugins/limits-config.ts); defaults when absent. */
-  limits?: LimitsConfig
+  /** Rate limits, load shedding, slow-client limits (limits-config.ts). */
+  limits: LimitsConfig
 }
 
 export { ConfigError }

@@ -1,4 +1,4 @@
-// Readers for one environment variable each, shared by config.ts and plugins/limits-config.ts, so every
+// Readers for one environment variable each, shared by config.ts and limits-config.ts, so every
 // setting is parsed, bounded and reported the same way. They read the env object they are given; only
 // config.ts hands them process.env.
 

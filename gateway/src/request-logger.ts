@@ -4,7 +4,7 @@
 // once the token is verified. pino's child() serializes its bindings when it is created; with two
 // children per request that was about 5 % of the gateway's CPU per request in the benchmark profile,
 // while a successful request logs nothing through request.log (its one access line is written by the
-// root logger with reqId and userId spelled out, app.ts). This logger keeps the bindings and makes the
+// root logger with reqId and userId spelled out, access-log.ts). This logger keeps the bindings and makes the
 // pino child on the first line actually written at an enabled level; what is logged is the same.
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
 

@@ -15,7 +15,7 @@ try {
 
 const app = await buildApp(config)
 
-const drainMs = config.limits?.server.shutdownDrainMs ?? 0
+const drainMs = config.limits.server.shutdownDrainMs
 closeWithGrace({ delay: drainMs + 10_000 }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
   else app.log.info({ signal, drainMs }, 'shutting down')

@@ -197,7 +197,6 @@ class ClientGoneError extends Error {
 }
 
 export interface Forwarder {
-  pool: Pool
   /** Forwards the request; the answer (the task service's, or a 502/504) is sent on `reply`. */
   forward: (request: FastifyRequest, reply: FastifyReply, route: AuthorizedRoute, headers: Record<string, string>) => void
   /**
@@ -516,7 +515,6 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
   let readiness: { pending: boolean, expiresAt: number, result: Promise<boolean> } | undefined
 
   return {
-    pool,
     forward (request, reply, route, headers) {
       const raw = request.raw
       const expect = raw.headers.expect

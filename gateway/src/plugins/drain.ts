@@ -7,11 +7,12 @@
 // on a still-open connection gets 503), and the process exits — at the latest SHUTDOWN_DRAIN_MS + 10 s
 // after the signal (server.ts). With SHUTDOWN_DRAIN_MS=0 the close starts at once.
 import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import { pathWithoutQuery } from '../url-path.js'
 
 const draining = new WeakSet<FastifyInstance>()
 
-export function registerDrain (app: FastifyInstance): void {
+export const drain = fp(function drain (app, _opts, next) {
   // Every response sent once the stop has begun closes its connection — also those of requests that
   // were already in flight — so no keep-alive connection outlives the close (app.close() would wait for
   // it until the keep-alive timeout, past the grace period).
@@ -33,7 +34,8 @@ export function registerDrain (app: FastifyInstance): void {
     }
     done()
   })
-}
+  next()
+}, { name: 'gateway-drain', fastify: '5.x' })
 
 export function isDraining (app: FastifyInstance): boolean {
   return draining.has(app)

@@ -5,13 +5,14 @@
 // over that interval, heap in use. While the last sample is over a threshold, every request except
 // GET /healthz gets 503 JSON `overloaded` with Retry-After, in onRequest (before a token is verified or a
 // byte is forwarded). /readyz is shed too, which tells a load balancer to send traffic elsewhere.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
 import { errorBody } from '../errors.js'
-import type { LoadSheddingSettings } from './limits-config.js'
+import type { LoadSheddingSettings } from '../limits-config.js'
 import { pathWithoutQuery } from '../url-path.js'
 
-export async function registerLoadShedding (app: FastifyInstance, settings: LoadSheddingSettings): Promise<void> {
+export const loadShedding = fp<LoadSheddingSettings>(async function loadShedding (app, settings) {
   if (settings.maxEventLoopDelayMs === 0 && settings.maxEventLoopUtilization === 0 && settings.maxHeapUsedBytes === 0) return
 
   // under-pressure sends a non-null return value of the handler as the body; returning nothing would let
@@ -37,4 +38,4 @@ export async function registerLoadShedding (app: FastifyInstance, settings: Load
     exposeStatusRoute: false,
     pressureHandler: pressureHandler as never
   })
-}
+}, { name: 'gateway-load-shedding', fastify: '5.x' })

@@ -17,11 +17,12 @@
 // limiters that was about 8 % of the gateway's CPU per request in the benchmark, and the in-memory
 // store answers synchronously anyway.
 import { createRequire } from 'node:module'
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import fp from 'fastify-plugin'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
 import { errorBody } from '../errors.js'
-import type { RateLimitSettings } from './limits-config.js'
+import type { RateLimitSettings } from '../limits-config.js'
 import { pathWithoutQuery } from '../url-path.js'
 
 type CounterStore = Pick<FastifyRateLimitStore, 'incr'>
@@ -38,10 +39,6 @@ export const REDIS_READY_WAIT_MS = 2_000
 
 /** Distinct keys (IPs, users) each in-memory limiter tracks; the least recently seen is forgotten. */
 export const LOCAL_STORE_KEYS = 10_000
-
-export interface RateLimitHandle {
-  redis: Redis | undefined
-}
 
 interface Limiter {
   store: CounterStore
@@ -78,8 +75,8 @@ function count (limiter: Limiter, key: string, request: FastifyRequest, reply: F
   }, limiter.windowMs, limiter.max)
 }
 
-export async function registerRateLimit (app: FastifyInstance, settings: RateLimitSettings): Promise<RateLimitHandle> {
-  if (settings.userMax === 0 && settings.ipMax === 0) return { redis: undefined }
+export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, settings) {
+  if (settings.userMax === 0 && settings.ipMax === 0) return
 
   let redis: Redis | undefined
   let lastRedisWarning = 0
@@ -126,11 +123,10 @@ export async function registerRateLimit (app: FastifyInstance, settings: RateLim
     })
   }
   if (perUser !== undefined) {
-    // preHandler: after the route's onRequest stage has authenticated the caller, before forwarding.
+    // preHandler: after the proxy route's onRequest stage has authenticated the caller, before forwarding.
     app.addHook('preHandler', (request, reply, done) => {
-      if (request.identity === null || reply.sent) { done(); return }
-      count(perUser, 'user:' + request.identity.sub, request, reply, done)
+      if (request.access === null || reply.sent) { done(); return }
+      count(perUser, 'user:' + request.access.identity.sub, request, reply, done)
     })
   }
-  return { redis }
-}
+}, { name: 'gateway-rate-limit', fastify: '5.x' })

@@ -1,17 +1,16 @@
 // Slow and greedy clients: connection cap and an early body-size check.
 //
 // The header and whole-request timeouts (SERVER_HEADERS_TIMEOUT_MS, SERVER_REQUEST_TIMEOUT_MS) are server
-// options, set where the server is created (app.ts), and enforced every connectionsCheckingIntervalMs (Node's
-// default of 30 s would let a slowloris client hold a socket for headersTimeout + 30 s). Here:
+// options, set when the server is created (server-options.ts). Here:
 //  - SERVER_MAX_CONNECTIONS: connections beyond it are closed by Node as soon as they are accepted;
 //  - MAX_BODY_BYTES: a request whose Content-Length announces more is answered 413 JSON before it is
 //    authenticated or forwarded (the gateway never parses bodies; a chunked body streams to the task
 //    service, which refuses more than 64 KiB, and must arrive within SERVER_REQUEST_TIMEOUT_MS).
-import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import { sendError } from '../errors.js'
-import type { ServerLimitSettings } from './limits-config.js'
+import type { ServerLimitSettings } from '../limits-config.js'
 
-export function registerSlowClientLimits (app: FastifyInstance, settings: ServerLimitSettings): void {
+export const slowClients = fp<ServerLimitSettings>(function slowClients (app, settings, next) {
   if (settings.maxConnections > 0) app.server.maxConnections = settings.maxConnections
 
   app.addHook('onRequest', (request, reply, done) => {
@@ -26,4 +25,5 @@ export function registerSlowClientLimits (app: FastifyInstance, settings: Server
     }
     done()
   })
-}
+  next()
+}, { name: 'gateway-slow-clients', fastify: '5.x' })

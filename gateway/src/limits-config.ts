@@ -1,6 +1,6 @@
 // Settings for the gateway's protective limits: rate limiting, load shedding and slow clients.
 // Parsed from the env object loadConfig() receives (never from process.env directly); validated, fails closed.
-import { ConfigError, int, str } from '../env-readers.js'
+import { ConfigError, int, str } from './env-readers.js'
 
 export interface RateLimitSettings {
   /** Length of one counting window. */

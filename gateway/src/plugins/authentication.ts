@@ -1,0 +1,115 @@
+// Authentication: the JWKS key store, the verification cache and the authenticator
+// (pipeline/authenticate.ts), put together once; decorates the instance with
+//  - authenticate(request, reply, next): the one way a request is authenticated, used by the proxy route
+//    and by the answer to a URL that cannot be routed (proxy.ts);
+//  - signingKeys(): the key store's state, for /readyz.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { GatewayConfig } from '../config.js'
+import { AuthError, sendAuthError, sendError } from '../errors.js'
+import { JwksKeyStore, plaintextJwksWarning } from '../keys/jwks.js'
+import type { Access } from '../pipeline/access.js'
+import { createAuthenticator, type Identity } from '../pipeline/authenticate.js'
+import { withBinding } from '../request-logger.js'
+import { VerificationCache } from '../verification-cache.js'
+
+export type SigningKeysState = 'ok' | 'unavailable' | 'not_used'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Authenticates `request` by its Authorization header. On success sets `request.access` (identity,
+     * no route yet), binds the user id to the request's logger and calls `next` — at once for an HMAC or
+     * cached token, later when the JWKS must be fetched. Otherwise it answers the request itself (401
+     * with WWW-Authenticate; 500 for an unexpected error) and never calls `next`.
+     */
+    authenticate: (request: FastifyRequest, reply: FastifyReply, next: (access: Access) => void) => void
+    signingKeys: () => SigningKeysState
+  }
+}
+
+export interface AuthenticationOptions {
+  jwt: GatewayConfig['jwt']
+  cacheMaxEntries: number
+  /** Wait for the first JWKS load before going on (bounded by JWKS_TIMEOUT_MS). */
+  awaitKeys: boolean
+}
+
+export const authentication = fp<AuthenticationOptions>(async function authentication (app, opts) {
+  const { jwt } = opts
+  const cache = opts.cacheMaxEntries > 0 ? new VerificationCache(opts.cacheMaxEntries) : undefined
+  let store: JwksKeyStore | undefined
+  if (jwt.jwks !== undefined && jwt.asymmetricAlgorithms.length > 0) {
+    store = new JwksKeyStore({
+      ...jwt.jwks,
+      algorithms: jwt.asymmetricAlgorithms,
+      logger: { warn: (o, m) => { app.log.warn(o, m) }, info: (o, m) => { app.log.info(o, m) } }
+    })
+    store.onChange(() => cache?.clear())
+    const plaintext = plaintextJwksWarning(jwt.jwks.url)
+    if (plaintext !== undefined) app.log.warn({ jwksHost: new URL(jwt.jwks.url).host }, plaintext)
+  }
+  const keys = store
+  const authenticator = createAuthenticator({
+    secret: jwt.secret,
+    hmacAlgorithms: jwt.hmacAlgorithms,
+    asymmetricAlgorithms: jwt.asymmetricAlgorithms,
+    keys,
+    issuer: jwt.issuer,
+    audience: jwt.audience,
+    clockToleranceSec: jwt.clockToleranceSec,
+    cache,
+    keyGeneration: keys !== undefined ? () => keys.generation : undefined,
+    keysUsable: keys !== undefined ? () => keys.isReady() : undefined
+  })
+
+  app.decorateRequest('access', null)
+
+  // Callback-style (no promise per request): a cached or HMAC verification completes synchronously.
+  app.decorate('authenticate', function authenticate (request: FastifyRequest, reply: FastifyReply, next: (access: Access) => void): void {
+    const admit = (identity: Identity): void => {
+      const access: Access = { identity, route: null }
+      request.access = access
+      request.log = withBinding(request.log, 'userId', identity.sub)
+      next(access)
+    }
+    let result: Identity | Promise<Identity>
+    try {
+      result = authenticator.authenticate(request.raw.rawHeaders)
+    } catch (err) {
+      refuse(request, reply, err)
+      return
+    }
+    if (result instanceof Promise) {
+      result.then((identity) => {
+        // A throw here would otherwise be an unhandled rejection (which stops the process): a 500 instead.
+        try {
+          admit(identity)
+        } catch (err) {
+          refuse(request, reply, err)
+        }
+      }, (err: unknown) => { refuse(request, reply, err) })
+    } else {
+      admit(result)
+    }
+  })
+
+  app.decorate('signingKeys', (): SigningKeysState => keys === undefined ? 'not_used' : keys.isReady() ? 'ok' : 'unavailable')
+
+  if (keys !== undefined) {
+    app.addHook('onClose', async () => { keys.stop() })
+    if (opts.awaitKeys) await keys.start()
+    else void keys.start()
+  }
+}, { name: 'gateway-authentication', fastify: '5.x' })
+
+/** 401 for a token that fails verification; 500 (logged) for anything else. */
+function refuse (request: FastifyRequest, reply: FastifyReply, err: unknown): void {
+  if (err instanceof AuthError) {
+    request.log.info({ authError: err.code }, 'authentication failed')
+    sendAuthError(reply, err.code)
+    return
+  }
+  request.log.error({ err }, 'unexpected error')
+  sendError(reply, 500, 'internal_error', 'internal error')
+}

@@ -1,0 +1,89 @@
+// The proxy route: every /api request goes authenticate → authorize → rewrite headers → forward, each a
+// module in pipeline/. `request.access` carries the caller and the route from stage to stage.
+//
+// Stages 1+2 run in onRequest: before any body byte is read, before content-type handling. Between them
+// and stages 3+4, the per-user rate limit counts the caller (plugins/rate-limit.ts).
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { Socket } from 'node:net'
+import { sendError } from '../errors.js'
+import type { Access } from '../pipeline/access.js'
+import { authorize, isRejection, type AuthorizedRoute } from '../pipeline/authorize.js'
+import { rewriteHeaders } from '../pipeline/rewrite-headers.js'
+import { setGatewayHeaders } from '../response-headers.js'
+
+export interface ProxyOptions {
+  /** Forward the client's Authorization header too (FORWARD_AUTHORIZATION). */
+  forwardAuthorization: boolean
+}
+
+export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<void> {
+  // Bodies are never parsed: every content type streams through as it came.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, payload, done) => { done(null, payload) })
+
+  // Stages 1+2 (callback-style, no promise per request).
+  function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    app.authenticate(request, reply, (access) => {
+      const route = authorize(request.method, request.raw.url ?? '', access.identity)
+      if (isRejection(route)) {
+        if (route.allow !== undefined) reply.header('allow', route.allow)
+        sendError(reply, route.status, route.code, route.message)
+        return
+      }
+      if (request.headers.upgrade !== undefined) {
+        sendError(reply, 400, 'upgrade_not_supported', 'protocol upgrades are not supported')
+        return
+      }
+      access.route = route
+      done()
+    })
+  }
+
+  // Stages 3+4.
+  function forward (request: FastifyRequest, reply: FastifyReply): void {
+    const access = request.access as Access
+    const socket = request.raw.socket as Socket & { encrypted?: boolean }
+    const headers = rewriteHeaders({
+      rawHeaders: request.raw.rawHeaders,
+      sub: access.identity.sub,
+      requestId: String(request.id),
+      clientIp: socket.remoteAddress,
+      proto: socket.encrypted === true ? 'https' : 'http',
+      forwardAuthorization: opts.forwardAuthorization
+    })
+    app.forwarder.forward(request, reply, access.route as AuthorizedRoute, headers)
+  }
+
+  app.route({
+    // Every method Fastify knows except OPTIONS (CORS preflights, plugins/cors.ts).
+    method: app.supportedMethods.filter((m) => m !== 'OPTIONS'),
+    url: '/*',
+    onRequest: admit,
+    handler: forward
+  })
+  // Whatever the route above does not take (OPTIONS that is not a preflight, methods Fastify does not
+  // route, targets that are not a path) goes through the same stages: 401, then 404/405.
+  app.setNotFoundHandler({ preHandler: admit }, (request, reply) => {
+    if (request.access?.route != null) { forward(request, reply); return }
+    return sendError(reply, 404, 'not_found', 'no such route')
+  })
+}
+
+/**
+ * Fastify's frameworkErrors: a URL the router cannot take (FST_ERR_BAD_URL: malformed percent-encoding;
+ * a parameter too long), found before any hook runs. Fastify's default would echo the raw URL (a token
+ * pasted into it included), and no onSend/onResponse hook runs here, so this sets the response headers
+ * and writes the one log line itself. Authentication still comes first: 401 without a valid token;
+ * with one, 404 — a path that cannot be normalized is outside the route table. Neither the URL nor the
+ * path is echoed or logged.
+ */
+export function answerUnroutable (app: FastifyInstance, error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
+  setGatewayHeaders(reply)
+  reply.raw.once('finish', () => {
+    request.log.info({ method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
+  })
+  app.authenticate(request, reply, () => {
+    if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, 404, 'not_found', 'no such route')
+    else sendError(reply, 400, 'bad_request', 'bad request')
+  })
+}
