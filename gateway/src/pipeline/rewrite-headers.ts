@@ -1,52 +1,38 @@
-// Stage 3 — rewrite headers: strip, then set.
+// Stage 3 — rewrite headers: the task service receives an allow-list of the client's headers, then the
+// headers the gateway sets itself. Nothing else.
 //
-// Identity-header firewall. Every client header is compared by its normalized name: lower case with
-// "-", "_" and "." removed, so "X-User-Id", "x_user_id", "X.User.Id", "x-user_id" and "XUSERID" are
-// one name ("xuserid"). Exact-string stripping is what went wrong in oauth2-proxy and Traefik
-// advisories. Dropped, in every spelling and every duplicate:
-//   - the reserved families x-user-*, x-auth-*, x-forwarded-*, x-original-*, x-remote-*, x-real-*,
-//     and remote-user, forwarded, x-request-id (re-set below), x-rewrite-url, x-http-method-override,
-//     x-http-method, x-method-override, x-client-ip;
-//   - hop-by-hop headers (connection, keep-alive, proxy-connection, te, trailer, transfer-encoding,
-//     upgrade, host, expect, http2-settings) and every header the client lists in `Connection`;
-//   - authorization (unless FORWARD_AUTHORIZATION=true), proxy-authorization, cookie.
-// Then the gateway sets X-User-Id (= sub, overwriting), X-Request-Id, X-Forwarded-For/-Proto/-Host.
-// Because headers named in `Connection` are removed BEFORE the gateway's own headers are set (and the
-// `Connection` header itself is never forwarded), a client cannot use it to remove X-User-Id.
+// An allow-list, not a deny-list: a header the task service does not need is dropped whatever it is
+// called, so no identity header of any platform, present or future (X-Amzn-Oidc-*,
+// X-MS-Client-Principal*, Impersonate-User, X-Consumer-*, X-Goog-Authenticated-User-*, True-Client-IP,
+// User-Id, X-Forwarded-User, every spelling of X-User-Id, …), can reach it. Names are compared as Node
+// delivers them, lower-cased, and exactly: `x_user_id`, `X.User.Id` or `content_type` are simply not
+// on the list.
 
-const RESERVED_PREFIXES = ['xuser', 'xauth', 'xforwarded', 'xoriginal', 'xremote', 'xreal']
-const RESERVED_EXACT = new Set([
-  'remoteuser', 'forwarded', 'xrequestid', 'xrewriteurl', 'xhttpmethodoverride', 'xhttpmethod',
-  'xmethodoverride', 'xclientip', 'proxyauthorization', 'cookie'
-])
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'host', 'expect', 'http2-settings'
-])
+/**
+ * Client headers the task service receives (as sent; duplicates joined with ", "): content negotiation,
+ * conditional requests, the body's type and length, W3C trace context. `authorization` too with
+ * FORWARD_AUTHORIZATION=true. A header the client lists in `Connection` is hop-by-hop and never
+ * forwarded, even if it is on this list.
+ */
+export const FORWARDED_REQUEST_HEADERS: readonly string[] = [
+  'accept', 'accept-encoding', 'accept-language',
+  'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since',
+  'content-type', 'content-length',
+  'traceparent', 'tracestate'
+]
 
-/** Lower case, with "-", "_" and "." removed. */
-export function squashName (name: string): string {
-  return name.toLowerCase().replace(/[-_.]/g, '')
-}
+/**
+ * Headers the gateway sets on every forwarded request, overwriting: a client value of the same name is
+ * never used (none of these is on the list above; the client's X-Request-Id becomes the request id only
+ * when well-formed, see wellFormedRequestId). A new gateway-set header (e.g. a signed identity assertion)
+ * is added here and in the "set by the gateway" block of rewriteHeaders(); the property test
+ * (gateway/test/properties.test.ts) allows exactly these two lists.
+ */
+export const GATEWAY_SET_HEADERS: readonly string[] = [
+  'x-user-id', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'
+]
 
-/** True when a client-sent header of this name is never forwarded (identity firewall). */
-export function isReservedHeader (name: string): boolean {
-  const s = squashName(name)
-  if (RESERVED_EXACT.has(s)) return true
-  for (const p of RESERVED_PREFIXES) if (s.startsWith(p)) return true
-  return false
-}
-
-// Memo of name → verdict (names repeat across requests; bounded).
-const verdictCache = new Map<string, boolean>()
-function reservedCached (name: string): boolean {
-  let v = verdictCache.get(name)
-  if (v === undefined) {
-    v = isReservedHeader(name)
-    if (verdictCache.size < 4096) verdictCache.set(name, v)
-  }
-  return v
-}
+const FORWARDED = new Set(FORWARDED_REQUEST_HEADERS)
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 /** A client X-Request-Id is kept only when well-formed (1–128 of [A-Za-z0-9._:-]). */
@@ -70,33 +56,30 @@ export function rewriteHeaders (input: RewriteInput): Record<string, string> {
   const raw = input.rawHeaders
   // Headers the client lists in Connection (hop-by-hop by declaration).
   let connectionListed: Set<string> | undefined
+  let clientHost: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
+    const name = (raw[i] as string).toLowerCase()
+    if (name === 'connection') {
       for (const t of (raw[i + 1] as string).split(',')) {
         const n = t.trim().toLowerCase()
         if (n !== '') (connectionListed ??= new Set()).add(n)
       }
+    } else if (name === 'host' && clientHost === undefined) {
+      clientHost = raw[i + 1] as string
     }
   }
-  // No prototype: a client header named "constructor" or "__proto__" is an ordinary name here.
+  // No prototype: no header name can reach Object.prototype through this object.
   const out: Record<string, string> = Object.create(null) as Record<string, string>
-  let clientHost: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
-    const value = raw[i + 1] as string
-    if (HOP_BY_HOP.has(name)) {
-      if (name === 'host' && clientHost === undefined) clientHost = value
-      continue
-    }
-    if (name === 'authorization' && !input.forwardAuthorization) continue
+    if (!FORWARDED.has(name) && !(name === 'authorization' && input.forwardAuthorization)) continue
     if (connectionListed?.has(name) === true) continue
-    if (reservedCached(name)) continue
+    const value = raw[i + 1] as string
     const prev = out[name]
     if (prev === undefined) out[name] = value
     else if (name !== 'content-length') out[name] = prev + ', ' + value
   }
-  // Set, never append.
+  // ---- set by the gateway (GATEWAY_SET_HEADERS): set, never appended ----
   out['x-user-id'] = Buffer.from(input.sub, 'utf8').toString('latin1')
   out['x-request-id'] = input.requestId
   if (input.clientIp !== undefined) out['x-forwarded-for'] = input.clientIp
