@@ -11,12 +11,15 @@ import { securityHeaders } from './plugins/security-headers.js'
 import { errorHandler } from './plugins/error-handler.js'
 import { authentication } from './plugins/authentication.js'
 import { forwarder } from './plugins/forwarder.js'
+import type { registerForwarder } from './pipeline/forward.js'
 import { answerUnroutable, proxy } from './plugins/proxy.js'
 import { operationalRoutes } from './plugins/operational-routes.js'
 
 export interface BuildAppOptions extends LoggingSetupOptions {
   /** Wait for the first JWKS load before resolving (default true; bounded by JWKS_TIMEOUT_MS). */
   awaitKeys?: boolean
+  /** The forwarding engine (default: the dispatcher forwarder). Only the forwarder A/B bench passes another. */
+  registerForwarder?: typeof registerForwarder
 }
 
 export async function buildApp (config: GatewayConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
@@ -37,7 +40,9 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   await app.register(errorHandler)
   await app.register(authentication, { jwt: config.jwt, cacheMaxEntries: config.verificationCacheMaxEntries, awaitKeys: options.awaitKeys ?? true })
   await app.register(forwarder, {
+    engine: options.registerForwarder,
     origin: config.taskServiceUrl,
+    publicUrl: config.publicUrl,
     timeoutMs: config.upstreamTimeoutMs,
     connections: config.upstreamConnections,
     stallTimeoutMs: config.limits.server.responseStallTimeoutMs

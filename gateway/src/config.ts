@@ -34,6 +34,11 @@ export interface GatewayConfig {
   host: string
   /** Origin of the task service, e.g. http://127.0.0.1:3001 (no path). */
   taskServiceUrl: string
+  /**
+   * PUBLIC_URL: the gateway's public origin, e.g. https://api.example.com. When set, Location, Link,
+   * Content-Location and Refresh references are absolute URLs on it; otherwise origin-relative paths.
+   */
+  publicUrl: string | undefined
   jwt: {
     /** HMAC secret as UTF-8 bytes (≥ 32 bytes), or undefined. */
     secret: Buffer | undefined
@@ -92,6 +97,16 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   const upstream = httpUrl('TASK_SERVICE_URL', str(env, 'TASK_SERVICE_URL') ?? 'http://127.0.0.1:3001')
   if ((upstream.pathname !== '/' && upstream.pathname !== '') || upstream.search !== '' || upstream.hash !== '') {
     fail(`TASK_SERVICE_URL must be an origin without a path or query (e.g. http://127.0.0.1:3001), got "${upstream.href}"`)
+  }
+
+  const publicRaw = str(env, 'PUBLIC_URL')
+  let publicUrl: string | undefined
+  if (publicRaw !== undefined) {
+    const u = httpUrl('PUBLIC_URL', publicRaw)
+    if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '' || /[?#]/.test(publicRaw)) {
+      fail(`PUBLIC_URL must be the gateway's public origin without a path, query or fragment (e.g. https://api.example.com), got "${publicRaw}"`)
+    }
+    publicUrl = u.origin
   }
 
   // HMAC secret: JWT_SECRET, else BETTER_AUTH_SECRET. Used as its UTF-8 bytes.
@@ -174,6 +189,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     port,
     host,
     taskServiceUrl: upstream.origin,
+    publicUrl,
     jwt: { secret, jwks, issuer, audience, hmacAlgorithms, asymmetricAlgorithms, clockToleranceSec },
     verificationCacheMaxEntries: int(env, 'JWT_CACHE_MAX_ENTRIES', 10_000, 0, 1_000_000),
     corsOrigins,

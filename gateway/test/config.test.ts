@@ -157,3 +157,30 @@ t.test('good config: listens, serves /healthz, exits 0 on SIGTERM', async (t) =>
   t.equal(await exited, 0)
   t.notMatch(stdout, new RegExp(SECRET), 'the secret is never logged')
 })
+
+t.test('PUBLIC_URL: optional; an absolute http(s) origin, normalized; anything else fails closed and the process exits 1', async (t) => {
+  t.equal(loadConfig({ JWT_SECRET: SECRET }).publicUrl, undefined, 'unset by default')
+  t.equal(loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: 'https://API.example.com/' }).publicUrl, 'https://api.example.com')
+  t.equal(loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: 'http://localhost:8080' }).publicUrl, 'http://localhost:8080')
+  t.equal(loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: 'https://api.example.com:443' }).publicUrl, 'https://api.example.com')
+  for (const [value, message] of [
+    ['api.example.com', /PUBLIC_URL must be an absolute http\(s\) URL/],
+    ['/api', /PUBLIC_URL must be an absolute http\(s\) URL/],
+    ['ftp://api.example.com', /PUBLIC_URL must use http or https/],
+    ['https://user:pw@api.example.com', /PUBLIC_URL must not contain credentials/],
+    ['https://api.example.com/api', /PUBLIC_URL must be the gateway's public origin without a path/],
+    ['https://api.example.com/?x=1', /without a path, query or fragment/],
+    ['https://api.example.com/#top', /without a path, query or fragment/],
+    ['https://api.example.com?', /without a path, query or fragment/]
+  ] as Array<[string, RegExp]>) {
+    t.throws(() => loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: value }), { name: 'ConfigError', message }, value)
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'gw-public-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const child = runServer({ PORT: '0', JWT_SECRET: SECRET, PUBLIC_URL: 'https://api.example.com/v1' }, dir)
+  let stderr = ''
+  child.stderr?.on('data', (c: Buffer) => { stderr += c.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  t.equal(code, 1)
+  t.match(stderr, /gateway: invalid configuration: PUBLIC_URL must be the gateway's public origin/)
+})

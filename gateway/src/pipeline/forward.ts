@@ -37,13 +37,10 @@
 // - Errors before the response head: refused/reset/garbage → 502 upstream_unavailable; connect
 //   timeout → 504. After the head has been sent the client's connection is closed mid-body (a
 //   truncated response, never a well-formed wrong one). Bodies never name the host.
-// - Response headers: hop-by-hop and banner headers dropped; Location and Link references to
-//   /tasks… (relative, or absolute on the task service's origin in any spelling we can know: host
-//   case, trailing dot, any loopback name when it is configured on loopback) are rewritten to the
-//   public prefix the client used; any other absolute reference to the task service's origin is
-//   dropped. Content-Location and the URL in Refresh are kept only when they map to /api/…/tasks….
-//   The gateway's own headers (CORS, rate limit, request id, security headers) win over the task
-//   service's.
+// - Response head: the gateway's own headers (response-headers.ts: request id, security headers,
+//   `Connection: close` while draining, and whatever earlier hooks set: CORS, rate limit) are set by the
+//   same function as on the gateway's own answers, and win over the task service's; the task service's
+//   headers are filtered and their URI references made public by response-rewrite.ts.
 // Properties over random well- and ill-behaved clients (pipelining, leaving, not reading, half-closing):
 // gateway/test/connection-chaos.test.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -52,11 +49,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
 import { sendError } from '../errors.js'
 import { logAccess } from '../access-log.js'
-import { appendGatewayHeaders } from '../response-headers.js'
+import { gatewayHeadersForForwarding } from '../response-headers.js'
 import type { AuthorizedRoute } from './authorize.js'
+import { createReadinessProbe, type ReadinessProbe } from './readiness.js'
+import { appendUpstreamHeaders, referenceRules, type ReferenceRules } from './response-rewrite.js'
 
 export interface ForwardOptions {
   origin: string
+  /** PUBLIC_URL: when set, Location/Link/Content-Location/Refresh references are absolute on it. */
+  publicUrl?: string | undefined
   timeoutMs: number
   connections: number
   /** How long a client may take none of its response before it is cut off (SERVER_RESPONSE_STALL_TIMEOUT_MS). */
@@ -65,126 +66,7 @@ export interface ForwardOptions {
   closeConnections?: () => boolean
 }
 
-const DROP_RESPONSE = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te',
-  'server', 'x-powered-by', 'via', 'alt-svc'
-])
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'])
-
-function isTasksPath (p: string): boolean {
-  return p === '/tasks' || p.startsWith('/tasks/') || p.startsWith('/tasks?') || p.startsWith('/tasks#')
-}
-
-function isLoopbackName (hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-}
-
-/**
- * True when `u` names the task service: its configured origin, in any spelling of it we can know —
- * host case and a trailing dot, and, when the task service is configured on a loopback address, any
- * loopback name (localhost, 127.x.x.x, [::1]) with the same scheme and port.
- */
-function isUpstreamOrigin (u: URL, upstream: URL): boolean {
-  if (u.protocol !== upstream.protocol || u.port !== upstream.port) return false
-  const host = u.hostname.replace(/\.$/, '')
-  const upHost = upstream.hostname.replace(/\.$/, '')
-  return host === upHost || (isLoopbackName(host) && isLoopbackName(upHost))
-}
-
-/**
- * Maps a URI reference from the task service to the public one.
- * Returns undefined when it must be dropped (it would reveal the task service's address).
- */
-export function toPublicReference (uri: string, prefix: string, upstreamOrigin: string): string | undefined {
-  let path = uri
-  let upstreamAbsolute = false
-  if (/^[a-z][a-z0-9+.-]*:/i.test(uri) || uri.startsWith('//')) {
-    let u: URL
-    try {
-      u = new URL(uri, upstreamOrigin)
-    } catch {
-      return undefined
-    }
-    if (!isUpstreamOrigin(u, new URL(upstreamOrigin))) return uri
-    upstreamAbsolute = true
-    path = u.pathname + u.search + u.hash
-  }
-  if (isTasksPath(path)) return prefix + path
-  return upstreamAbsolute ? undefined : uri
-}
-
-/** Like toPublicReference, but only a reference that maps to a public /api path survives. */
-function toPublicPathOnly (uri: string, prefix: string, upstreamOrigin: string): string | undefined {
-  const r = toPublicReference(uri.trim(), prefix, upstreamOrigin)
-  return r !== undefined && r.startsWith(prefix + '/tasks') ? r : undefined
-}
-
-/** `Refresh: <delay>[; url=<uri>]` with the URI made public; undefined (drop) when it cannot be. */
-export function rewriteRefresh (value: string, prefix: string, upstreamOrigin: string): string | undefined {
-  const m = /^\s*(\d+(?:\.\d*)?)\s*(?:[;,]\s*(?:url\s*=\s*)?(.*))?$/i.exec(value)
-  if (m === null) return undefined
-  const delay = m[1] as string
-  let uri = (m[2] ?? '').trim()
-  if (uri === '') return delay
-  if ((uri.startsWith("'") && uri.endsWith("'")) || (uri.startsWith('"') && uri.endsWith('"'))) uri = uri.slice(1, -1)
-  const r = toPublicPathOnly(uri, prefix, upstreamOrigin)
-  return r === undefined ? undefined : `${delay}; url=${r}`
-}
-
-export function rewriteLink (value: string, prefix: string, upstreamOrigin: string): string | undefined {
-  let dropped = false
-  const out = value.replace(/<([^>]*)>/g, (_m, uri: string) => {
-    const r = toPublicReference(uri, prefix, upstreamOrigin)
-    if (r === undefined) dropped = true
-    return '<' + (r ?? '') + '>'
-  })
-  return dropped ? undefined : out
-}
-
-/**
- * The task service's response headers as the client gets them, appended to `out` as a flat
- * [name, value, …] list (what writeHead takes without building an object; repeated names such as
- * set-cookie stay separate lines). Names for which `owned` is true are the gateway's and are skipped.
- */
-function appendResponseHeaders (out: string[], headers: Record<string, string | string[] | undefined>, prefix: string, origin: string, owned: (name: string) => boolean): void {
-  let listed: string[] | undefined
-  const conn = headers.connection
-  if (conn !== undefined) listed = (Array.isArray(conn) ? conn.join(',') : conn).toLowerCase().split(',').map((s) => s.trim())
-  for (const name of Object.keys(headers)) {
-    const v = headers[name]
-    if (v === undefined) continue
-    const lower = name.toLowerCase()
-    if (DROP_RESPONSE.has(lower) || listed?.includes(lower) === true || owned(lower)) continue
-    const first = Array.isArray(v) ? (v[0] ?? '') : v
-    let r: string | undefined
-    switch (lower) {
-      case 'location':
-        r = toPublicReference(first, prefix, origin)
-        if (r !== undefined) out.push(lower, r)
-        continue
-      case 'content-location':
-        r = toPublicPathOnly(first, prefix, origin)
-        if (r !== undefined) out.push(lower, r)
-        continue
-      case 'refresh':
-        r = rewriteRefresh(first, prefix, origin)
-        if (r !== undefined) out.push(lower, r)
-        continue
-      case 'link':
-        for (const x of Array.isArray(v) ? v : [v]) {
-          r = rewriteLink(x, prefix, origin)
-          if (r !== undefined) out.push(lower, r)
-        }
-        continue
-      default:
-        if (Array.isArray(v)) for (const x of v) out.push(lower, x)
-        else out.push(lower, v)
-    }
-  }
-}
-
-/** How long one upstream readiness result is reused by /readyz. */
-export const READINESS_TTL_MS = 1_000
 
 class UpstreamDeadlineError extends Error {
   override name = 'UpstreamDeadlineError'
@@ -199,16 +81,12 @@ class ClientGoneError extends Error {
 export interface Forwarder {
   /** Forwards the request; the answer (the task service's, or a 502/504) is sent on `reply`. */
   forward: (request: FastifyRequest, reply: FastifyReply, route: AuthorizedRoute, headers: Record<string, string>) => void
-  /**
-   * GET <origin>/readyz, true on 2xx within `timeoutMs`. Single-flight, and the result is reused for
-   * READINESS_TTL_MS: however many /readyz probes arrive, the task service gets at most one check per
-   * TTL, and a flood of probes cannot queue checks in the pool until they time out.
-   */
-  upstreamReady: (timeoutMs: number) => Promise<boolean>
+  /** The task service's readiness for /readyz (readiness.ts). */
+  upstreamReady: ReadinessProbe
 }
 
 interface ExchangeSettings {
-  origin: string
+  rules: ReferenceRules
   timeoutMs: number
   stallTimeoutMs: number
   closeConnections: (() => boolean) | undefined
@@ -295,13 +173,12 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     clearTimeout(this.timer)
+    // Close the connection after this answer when part of the client's body was never read (the task
+    // service answered early): the rest would be taken for the next request.
+    if (!this.request.raw.complete) this.reply.header('connection', 'close')
     const out: string[] = []
-    const owned = appendGatewayHeaders(out, this.reply)
-    appendResponseHeaders(out, headers, this.prefix, this.settings.origin, owned)
-    // Close the connection after this answer when the gateway must (draining), or when part of the
-    // client's body was never read (the task service answered early): the rest would be taken for the
-    // next request.
-    if (this.settings.closeConnections?.() === true || !this.request.raw.complete) out.push('connection', 'close')
+    const owned = gatewayHeadersForForwarding(out, this.reply, this.settings.closeConnections?.() === true)
+    appendUpstreamHeaders(out, headers, this.prefix, this.settings.rules, owned)
     try {
       this.res.writeHead(statusCode, out)
     } catch (err) {
@@ -490,9 +367,9 @@ function requestBody (raw: IncomingMessage, exchange: Exchange): PassThrough | n
 
 function ignoreError (): void {}
 
-export async function registerForwarder (app: FastifyInstance, opts: ForwardOptions): Promise<Forwarder> {
-  const origin = new URL(opts.origin).origin
-  const pool = new Pool(origin, {
+/** The pool to the task service (also used, in the forwarder A/B bench, by the reply-from engine). */
+export function createUpstreamPool (origin: string, opts: Pick<ForwardOptions, 'connections' | 'timeoutMs'>): Pool {
+  return new Pool(origin, {
     connections: opts.connections,
     pipelining: 1,
     keepAliveTimeout: 60_000,
@@ -501,7 +378,12 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     headersTimeout: opts.timeoutMs,
     bodyTimeout: opts.timeoutMs
   })
-  const settings: ExchangeSettings = { origin, timeoutMs: opts.timeoutMs, stallTimeoutMs: opts.stallTimeoutMs, closeConnections: opts.closeConnections }
+}
+
+export async function registerForwarder (app: FastifyInstance, opts: ForwardOptions): Promise<Forwarder> {
+  const origin = new URL(opts.origin).origin
+  const pool = createUpstreamPool(origin, opts)
+  const settings: ExchangeSettings = { rules: referenceRules(origin, opts.publicUrl), timeoutMs: opts.timeoutMs, stallTimeoutMs: opts.stallTimeoutMs, closeConnections: opts.closeConnections }
   // Expect: 100-continue. With a 'checkContinue' listener Node does not send 100 Continue by itself;
   // the request goes through the pipeline like any other, and forward() sends 100 Continue only once
   // authentication and authorization have passed — a client without a valid token gets its 401 (or
@@ -512,7 +394,7 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
     await pool.close()
   })
 
-  let readiness: { pending: boolean, expiresAt: number, result: Promise<boolean> } | undefined
+  const upstreamReady = createReadinessProbe(pool)
 
   return {
     forward (request, reply, route, headers) {
@@ -534,25 +416,6 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
         body: exchange.body
       }, exchange)
     },
-    async upstreamReady (timeoutMs) {
-      if (readiness !== undefined && (readiness.pending || Date.now() < readiness.expiresAt)) return await readiness.result
-      const entry = { pending: true, expiresAt: 0, result: checkUpstream(timeoutMs) }
-      readiness = entry
-      void entry.result.then(() => {
-        entry.pending = false
-        entry.expiresAt = Date.now() + READINESS_TTL_MS
-      })
-      return await entry.result
-    }
-  }
-
-  async function checkUpstream (timeoutMs: number): Promise<boolean> {
-    try {
-      const res = await pool.request({ path: '/readyz', method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
-      await res.body.dump()
-      return res.statusCode >= 200 && res.statusCode < 300
-    } catch {
-      return false
-    }
+    upstreamReady
   }
 }

@@ -15,13 +15,9 @@ const draining = new WeakSet<FastifyInstance>()
 export const drain = fp(function drain (app, _opts, next) {
   // Every response sent once the stop has begun closes its connection — also those of requests that
   // were already in flight — so no keep-alive connection outlives the close (app.close() would wait for
-  // it until the keep-alive timeout, past the grace period).
-  // (Forwarded responses write their head in the forwarder, which asks isDraining() itself.)
-  // Callback-style hooks: no promise per request on the hot path.
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (draining.has(app)) reply.header('connection', 'close')
-    done(null, payload)
-  })
+  // it until the keep-alive timeout, past the grace period): setGatewayHeaders() (response-headers.ts)
+  // asks isDraining() for the gateway's own answers and forwarded ones alike.
+  // Callback-style hook: no promise per request on the hot path.
   app.addHook('onRequest', (request, reply, done) => {
     if (!draining.has(app)) { done(); return }
     if (request.method === 'GET' && pathWithoutQuery(request.url) === '/readyz') {

@@ -10,6 +10,11 @@ declare module 'fastify' {
   }
 }
 
-export const forwarder = fp<Omit<ForwardOptions, 'closeConnections'>>(async function forwarder (app, opts) {
-  app.decorate('forwarder', await registerForwarder(app, { ...opts, closeConnections: () => isDraining(app) }))
+export interface ForwarderPluginOptions extends Omit<ForwardOptions, 'closeConnections'> {
+  /** The forwarding engine (default: the dispatcher forwarder); only the forwarder A/B bench passes another. */
+  engine?: typeof registerForwarder | undefined
+}
+
+export const forwarder = fp<ForwarderPluginOptions>(async function forwarder (app, { engine, ...opts }) {
+  app.decorate('forwarder', await (engine ?? registerForwarder)(app, { ...opts, closeConnections: () => isDraining(app) }))
 }, { name: 'gateway-forwarder', fastify: '5.x' })

@@ -10,6 +10,7 @@ import type { Access } from '../pipeline/access.js'
 import { authorize, isRejection, type AuthorizedRoute } from '../pipeline/authorize.js'
 import { rewriteHeaders } from '../pipeline/rewrite-headers.js'
 import { setGatewayHeaders } from '../response-headers.js'
+import { isDraining } from './drain.js'
 
 export interface ProxyOptions {
   /** Forward the client's Authorization header too (FORWARD_AUTHORIZATION). */
@@ -78,7 +79,7 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
  * path is echoed or logged.
  */
 export function answerUnroutable (app: FastifyInstance, error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
-  setGatewayHeaders(reply)
+  setGatewayHeaders(reply, isDraining(app))
   reply.raw.once('finish', () => {
     request.log.info({ method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
   })

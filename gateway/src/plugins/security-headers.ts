@@ -1,13 +1,14 @@
-// The gateway's own headers on every response Fastify sends: request id, security headers, no banners
-// (response-headers.ts). Forwarded responses do not pass through onSend: the forwarder writes their
-// head itself, with the same headers.
+// The gateway's own headers on every response Fastify sends: request id, security headers, no banners,
+// Connection: close while draining (response-headers.ts). Forwarded responses do not pass through onSend:
+// the forwarder writes their head itself and calls the same setGatewayHeaders().
 import fp from 'fastify-plugin'
 import { setGatewayHeaders } from '../response-headers.js'
+import { isDraining } from './drain.js'
 
 export const securityHeaders = fp(function securityHeaders (app, _opts, next) {
   // Callback-style: no promise per request.
   app.addHook('onSend', (_request, reply, payload, done) => {
-    setGatewayHeaders(reply)
+    setGatewayHeaders(reply, isDraining(app))
     done(null, payload)
   })
   next()
