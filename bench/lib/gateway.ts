@@ -51,6 +51,8 @@ export interface GatewayOptions {
   nodeFlags?: string[]
   entry?: string
   core?: number
+  /** Extra environment for the gateway process (e.g. the forwarder A/B's FORWARDER). */
+  env?: Record<string, string>
 }
 
 export async function startGateway (options: GatewayOptions): Promise<HttpTarget> {
@@ -74,7 +76,8 @@ export async function startGateway (options: GatewayOptions): Promise<HttpTarget
       // The benchmark is one client IP and a few users sending thousands of requests a second: keep the
       // rate limiter on its real code path (its cost is part of every request) but out of reach.
       RATE_LIMIT_IP_MAX: String(100_000_000),
-      RATE_LIMIT_USER_MAX: String(100_000_000)
+      RATE_LIMIT_USER_MAX: String(100_000_000),
+      ...options.env
     },
     core: options.core ?? PROXY_CORE,
     logDir: options.logDir,
