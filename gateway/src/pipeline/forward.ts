@@ -4,10 +4,10 @@
 // @fastify/http-proxy and @fastify/reply-from are built on, called directly. The response head is
 // written to the client's socket as soon as undici has parsed it and the body chunks are written as
 // they arrive (with backpressure both ways); no stream objects, no header copies, no retry machinery
-// per request. Measured with `npm run bench`, this took about a third of the gateway's CPU per request
-// away compared with reply.from() on the same pool (docs/performance.md). The upstream path is always
-// the one authorize.ts BUILT from the normalized route, never a prefix swap on the raw URL, so no
-// spelling of the raw URL can address anything outside /tasks upstream.
+// per request. Chosen over reply.from() on the same pool by a same-run A/B (gateway/README.md,
+// "Forwarder"; bench/forwarder-ab.ts). The upstream path is always the one authorize.ts BUILT from
+// the normalized route, never a prefix swap on the raw URL, so no spelling of the raw URL can address
+// anything outside /tasks upstream.
 //
 // - Pool: `upstreamConnections` keep-alive sockets (default 128), no pipelining, idle sockets kept
 //   60 s (bounded by the server's Keep-Alive hint), connect timeout = UPSTREAM_TIMEOUT_MS. TLS
