@@ -20,6 +20,8 @@ export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, repl
   log.info({
     reqId: request.id,
     ...(request.access !== null ? { userId: request.access.identity.sub } : {}),
+    // The client address as TRUST_PROXY defines it (trust-proxy.ts).
+    clientIp: request.ip,
     method: request.method,
     path: pathWithoutQuery(request.url),
     statusCode: aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode,

@@ -14,6 +14,7 @@ import { forwarder } from './plugins/forwarder.js'
 import type { registerForwarder } from './pipeline/forward.js'
 import { answerUnroutable, proxy } from './plugins/proxy.js'
 import { operationalRoutes } from './plugins/operational-routes.js'
+import { fastifyTrustProxy } from './trust-proxy.js'
 
 export interface BuildAppOptions extends LoggingSetupOptions {
   /** Wait for the first JWKS load before resolving (default true; bounded by JWKS_TIMEOUT_MS). */
@@ -27,13 +28,16 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   const app: FastifyInstance = Fastify({
     ...log.serverOptions,
     ...serverOptions(config.limits.server),
-    // The gateway is the public endpoint: the client address is the socket's.
-    trustProxy: false,
+    // Off unless TRUST_PROXY names the proxies in front: the client address is then the socket's.
+    trustProxy: fastifyTrustProxy(config.trustProxy),
     return503OnClosing: true,
     frameworkErrors: (error, request, reply) => { answerUnroutable(app, error, request, reply) }
   })
 
   await app.register(logging, { destination: log.destination })
+  if (config.trustProxy.kind === 'hops') {
+    app.log.warn({ trustProxyHops: config.trustProxy.hops }, 'TRUST_PROXY is a hop count: X-Forwarded-For is trusted from any peer; make sure only the proxies can reach the gateway, or list their addresses instead')
+  }
   await app.register(limits, config.limits)
   await app.register(cors, { origins: config.corsOrigins })
   await app.register(securityHeaders)

@@ -2,6 +2,7 @@
 // This is the only module that may read process.env (lint rule). The gateway never reads `.env` itself.
 import { ConfigError, fail, int, str } from './env-readers.js'
 import { loadLimitsConfig, type LimitsConfig } from './limits-config.js'
+import { parseTrustProxy, type TrustProxySetting } from './trust-proxy.js'
 
 export type HmacAlg = 'HS256' | 'HS384' | 'HS512'
 // `Ed25519` is the fully-specified name of `EdDSA` on an Ed25519 key (RFC 9864); both verify the same keys.
@@ -63,6 +64,8 @@ export interface GatewayConfig {
    * the gateway stops.
    */
   logBufferBytes: number
+  /** TRUST_PROXY: which peers may name the client in X-Forwarded-For (trust-proxy.ts); off by default. */
+  trustProxy: TrustProxySetting
   /** Rate limits, load shedding, slow-client limits (limits-config.ts). */
   limits: LimitsConfig
 }
@@ -199,6 +202,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     logLevel: logLevel as LogLevel,
     // At most 8 KiB: pino's destination refuses a buffer of its write size (16 KiB) or more.
     logBufferBytes: int(env, 'LOG_BUFFER_BYTES', 4096, 0, 8192),
+    trustProxy: parseTrustProxy(str(env, 'TRUST_PROXY')),
     limits: loadLimitsConfig(env)
   }
 }

@@ -4,7 +4,6 @@
 // Stages 1+2 run in onRequest: before any body byte is read, before content-type handling. Between them
 // and stages 3+4, the per-user rate limit counts the caller (plugins/rate-limit.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { Socket } from 'node:net'
 import { sendError } from '../errors.js'
 import type { Access } from '../pipeline/access.js'
 import { authorize, isRejection, type AuthorizedRoute } from '../pipeline/authorize.js'
@@ -43,13 +42,14 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
   // Stages 3+4.
   function forward (request: FastifyRequest, reply: FastifyReply): void {
     const access = request.access as Access
-    const socket = request.raw.socket as Socket & { encrypted?: boolean }
     const headers = rewriteHeaders({
       rawHeaders: request.raw.rawHeaders,
       sub: access.identity.sub,
       requestId: String(request.id),
-      clientIp: socket.remoteAddress,
-      proto: socket.encrypted === true ? 'https' : 'http',
+      // The client as TRUST_PROXY defines it (the socket's peer when no proxy is trusted); the scheme
+      // from a trusted proxy's X-Forwarded-Proto, else the socket's.
+      clientIp: request.ip,
+      proto: request.protocol === 'https' ? 'https' : 'http',
       forwardAuthorization: opts.forwardAuthorization
     })
     app.forwarder.forward(request, reply, access.route as AuthorizedRoute, headers)
@@ -81,7 +81,7 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
 export function answerUnroutable (app: FastifyInstance, error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
   setGatewayHeaders(reply, isDraining(app))
   reply.raw.once('finish', () => {
-    request.log.info({ method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
+    request.log.info({ clientIp: request.ip, method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
   })
   app.authenticate(request, reply, () => {
     if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, 404, 'not_found', 'no such route')
