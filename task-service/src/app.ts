@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger'
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { TaskServiceConfig } from './config.js'
 import { openDatabase, type Database } from './db.js'
-import { loggableError, registerErrorHandling } from './errors.js'
+import { clientErrorHandler, frameworkErrors, loggableError, registerErrorHandling } from './errors.js'
 import { createMetrics, metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { tasksRoutes } from './routes/tasks.js'
@@ -49,7 +49,10 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
-    return503OnClosing: true
+    // Requests on open connections while closing get 503 in the error shape (errors.ts), not Fastify's own body.
+    return503OnClosing: false,
+    clientErrorHandler,
+    frameworkErrors
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
@@ -98,12 +101,16 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
   })
 
   await app.register(swagger, {
+    // Shared schemas (the one Error schema) become components named by their $id.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` },
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'task-service',
         version: '0.1.0',
-        description: 'Private, user-scoped task store. Identity comes only from the X-User-Id header set by the gateway.'
+        description: 'Private, user-scoped task store. Identity comes only from the X-User-Id header set by the gateway. ' +
+          'Every error is {"error":{"code","message","requestId","details"?}} (components.schemas.Error); an unknown ' +
+          'route is 404 route_not_found.'
       }
     }
   })

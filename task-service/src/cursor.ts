@@ -1,6 +1,6 @@
 // Keyset pagination cursors: base64url(JSON) of the last row's sort key and id, plus the sort and order they
 // belong to. Opaque to clients; validated strictly, since it comes back from the outside.
-import { HttpError } from './errors.js'
+import { HttpError, invalidField } from './errors.js'
 import type { Order, Sort } from './schemas.js'
 
 export interface Cursor {
@@ -19,7 +19,7 @@ export function encodeCursor (c: Cursor): string {
   return Buffer.from(JSON.stringify({ s: c.sort, o: c.order, k: c.key, i: c.id }), 'utf8').toString('base64url')
 }
 
-const invalid = (): HttpError => new HttpError(400, 'INVALID_CURSOR', 'cursor is malformed; use the Link rel="next" URL as given')
+const invalid = (): HttpError => invalidField('cursor', 'is malformed; use the Link rel="next" URL as given', 'invalid_cursor')
 
 export function decodeCursor (raw: string, sort: Sort, order: Order): Cursor {
   if (!/^[A-Za-z0-9_-]+$/.test(raw)) throw invalid()
@@ -34,7 +34,7 @@ export function decodeCursor (raw: string, sort: Sort, order: Order): Cursor {
   if (typeof s !== 'string' || typeof o !== 'string' || typeof k !== 'string' || typeof i !== 'string') throw invalid()
   if (!UUID.test(i)) throw invalid()
   if (s !== sort || o !== order) {
-    throw new HttpError(400, 'INVALID_CURSOR', 'cursor belongs to a different sort or order')
+    throw invalidField('cursor', 'belongs to a different sort or order', 'invalid_cursor')
   }
   if (s === 'title') {
     if (k.length === 0 || k.includes('\u0000')) throw invalid()

@@ -39,17 +39,17 @@ export function readUserId (headerValue: string | string[] | undefined, rawHeade
     if (rawHeaders[i]?.toLowerCase() === USER_ID_HEADER) count++
   }
   if (count > 1 || Array.isArray(headerValue)) {
-    throw new HttpError(401, 'INVALID_USER_ID', 'X-User-Id must be sent exactly once')
+    throw new HttpError(401, 'invalid_user_id', 'X-User-Id must be sent exactly once')
   }
   if (headerValue === undefined || headerValue === '') {
-    throw new HttpError(401, 'MISSING_USER_ID', 'X-User-Id header is required')
+    throw new HttpError(401, 'missing_user_id', 'X-User-Id header is required')
   }
   const userId = decodeHeader(headerValue)
-  if (userId === undefined) throw new HttpError(401, 'INVALID_USER_ID', 'X-User-Id must be UTF-8')
-  if (CONTROL.test(userId)) throw new HttpError(401, 'INVALID_USER_ID', 'X-User-Id must not contain control characters')
-  if (userId.trim() === '') throw new HttpError(401, 'MISSING_USER_ID', 'X-User-Id header is required')
+  if (userId === undefined) throw new HttpError(401, 'invalid_user_id', 'X-User-Id must be UTF-8')
+  if (CONTROL.test(userId)) throw new HttpError(401, 'invalid_user_id', 'X-User-Id must not contain control characters')
+  if (userId.trim() === '') throw new HttpError(401, 'missing_user_id', 'X-User-Id header is required')
   if ([...userId].length > MAX_USER_ID_LENGTH) {
-    throw new HttpError(401, 'INVALID_USER_ID', `X-User-Id must be at most ${MAX_USER_ID_LENGTH} characters`)
+    throw new HttpError(401, 'invalid_user_id', `X-User-Id must be at most ${MAX_USER_ID_LENGTH} characters`)
   }
   return userId
 }

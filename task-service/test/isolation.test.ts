@@ -1,7 +1,8 @@
 // Isolation: user B can neither see nor touch user A's tasks, by listing or by guessing ids; another user's task
-// answers exactly like a missing one. user_id in a body or query never changes ownership (400 USER_ID_NOT_ALLOWED).
+// answers exactly like a missing one. user_id in a body or query never changes ownership (400 user_id_not_allowed).
 import t from 'tap'
 import { buildTestApp, createTask, newUser, type TaskJson } from './helpers.js'
+import { errorCode } from './error-schema.js'
 
 const app = await buildTestApp(t)
 
@@ -21,10 +22,12 @@ t.test('B cannot list, read, replace, patch, toggle or delete A’s task', async
     { method: 'DELETE', url: `/tasks/${task.id}` }
   ] as const
   for (const a of attempts) {
-    const res = await app.inject({ ...a, headers: { 'x-user-id': bob } })
-    const missing = await app.inject({ ...a, url: a.url.replace(task.id, missingId), headers: { 'x-user-id': bob } })
+    // The same request id for both, so that the bodies can be compared byte for byte.
+    const res = await app.inject({ ...a, headers: { 'x-user-id': bob, 'x-request-id': 'probe' } })
+    const missing = await app.inject({ ...a, url: a.url.replace(task.id, missingId), headers: { 'x-user-id': bob, 'x-request-id': 'probe' } })
     t.equal(res.statusCode, 404, `${a.method} ${a.url} → 404`)
     t.equal(res.body, missing.body, `${a.method}: indistinguishable from a missing task`)
+    t.equal(errorCode(res), 'task_not_found')
   }
   const after = await app.inject({ url: `/tasks/${task.id}`, headers: { 'x-user-id': alice } })
   t.same(after.json(), task, 'A’s task is untouched')
@@ -57,7 +60,7 @@ t.test('many users, interleaved: each sees exactly their own tasks', async (t) =
   }
 })
 
-t.test('user_id / userId in the body → 400 USER_ID_NOT_ALLOWED, nothing written', async (t) => {
+t.test('user_id / userId in the body → 400 user_id_not_allowed, nothing written', async (t) => {
   const alice = newUser('alice')
   const bob = newUser('bob')
   const task = await createTask(app, alice)
@@ -72,13 +75,13 @@ t.test('user_id / userId in the body → 400 USER_ID_NOT_ALLOWED, nothing writte
   for (const c of cases) {
     const res = await app.inject({ ...c, headers: { 'x-user-id': alice } })
     t.equal(res.statusCode, 400, `${c.method} ${JSON.stringify(c.payload)}`)
-    t.equal(res.json<{ code: string }>().code, 'USER_ID_NOT_ALLOWED')
+    t.equal(errorCode(res), 'user_id_not_allowed')
   }
   t.same((await app.inject({ url: '/tasks', headers: { 'x-user-id': bob } })).json(), [], 'B owns nothing')
   t.same((await app.inject({ url: '/tasks', headers: { 'x-user-id': alice } })).json(), [task], 'A’s task unchanged')
 })
 
-t.test('user_id / userId in the query → 400 USER_ID_NOT_ALLOWED on every route', async (t) => {
+t.test('user_id / userId in the query → 400 user_id_not_allowed on every route', async (t) => {
   const alice = newUser('alice')
   const bob = newUser('bob')
   const task = await createTask(app, bob)
@@ -91,7 +94,7 @@ t.test('user_id / userId in the query → 400 USER_ID_NOT_ALLOWED on every route
     ] as const) {
       const res = await app.inject({ method, url: `${url}?${q}`, headers: { 'x-user-id': alice } })
       t.equal(res.statusCode, 400, `${method} ${url}?${q}`)
-      t.equal(res.json<{ code: string }>().code, 'USER_ID_NOT_ALLOWED')
+      t.equal(errorCode(res), 'user_id_not_allowed')
     }
   }
   const still = await app.inject({ url: `/tasks/${task.id}`, headers: { 'x-user-id': bob } })
@@ -104,7 +107,7 @@ t.test('other server-owned fields in a body are refused too (id, created_at)', a
   for (const payload of [{ title: 'x', id: task.id }, { title: 'x', created_at: '2000-01-01T00:00:00.000Z' }, { title: 'x', extra: 1 }]) {
     const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': alice }, payload })
     t.equal(res.statusCode, 400, JSON.stringify(payload))
-    t.equal(res.json<{ code: string }>().code, 'VALIDATION_ERROR')
+    t.equal(errorCode(res), 'validation_error')
   }
 })
 

@@ -3,6 +3,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, createTask, newUser, nextMillisecond, type TaskJson } from './helpers.js'
+import { errorCode } from './error-schema.js'
 
 const app = await buildTestApp(t)
 
@@ -122,16 +123,16 @@ t.test('a deleted cursor row does not break the walk', async (t) => {
   t.same(second.json<TaskJson[]>().map((x) => x.title), ['d2', 'd3'])
 })
 
-t.test('cursor errors → 400 INVALID_CURSOR', async (t) => {
+t.test('cursor errors → 400 invalid_cursor', async (t) => {
   const user = newUser()
   for (let i = 0; i < 3; i++) await createTask(app, user, { title: `c${i}` })
   const first = await app.inject({ url: '/tasks?limit=1', headers: { 'x-user-id': user } })
   const cursor = new URL(String(nextLink(first.headers.link)), 'http://x').searchParams.get('cursor') as string
   const other = await app.inject({ url: `/tasks?limit=1&sort=title&cursor=${cursor}`, headers: { 'x-user-id': user } })
   t.equal(other.statusCode, 400, 'a cursor for another sort')
-  t.equal(other.json<{ code: string }>().code, 'INVALID_CURSOR')
+  t.equal(errorCode(other), 'invalid_cursor')
   const reversed = await app.inject({ url: `/tasks?limit=1&order=desc&cursor=${cursor}`, headers: { 'x-user-id': user } })
-  t.equal(reversed.json<{ code: string }>().code, 'INVALID_CURSOR', 'a cursor for another order')
+  t.equal(errorCode(reversed), 'invalid_cursor', 'a cursor for another order')
   const forge = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
   const forged = [
     'not base64!',
@@ -147,7 +148,7 @@ t.test('cursor errors → 400 INVALID_CURSOR', async (t) => {
     const sortParam = c.includes(forge({ s: 'title' }).slice(0, 8)) ? 'title' : 'created'
     const res = await app.inject({ url: `/tasks?sort=${sortParam}&cursor=${encodeURIComponent(c)}`, headers: { 'x-user-id': user } })
     t.equal(res.statusCode, 400, `forged cursor ${c.slice(0, 30)}`)
-    t.equal(res.json<{ code: string }>().code, 'INVALID_CURSOR')
+    t.equal(errorCode(res), 'invalid_cursor')
   }
   const title = forge({ s: 'title', o: 'asc', k: 'c0', i: '00000000-0000-4000-8000-000000000000' })
   const ok = await app.inject({ url: `/tasks?sort=title&cursor=${title}`, headers: { 'x-user-id': user } })

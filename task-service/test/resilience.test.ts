@@ -5,6 +5,7 @@ import net from 'node:net'
 import t from 'tap'
 import type { Database, Queryable, QueryResult } from '../src/db.js'
 import { BACKEND, buildTestApp, createTask, newUser, openMigratedPostgresVia, openTestDatabase, TEST_DATABASE_URL, type TaskJson } from './helpers.js'
+import { errorCode } from './error-schema.js'
 
 /** The errors drivers really throw when the server is gone. */
 const OUTAGE_ERRORS: (() => Error)[] = [
@@ -72,16 +73,14 @@ t.test(`database outage → 503 JSON, then recovery (${BACKEND}, injected faults
     t.equal(res.statusCode, 503, `${r.method} ${r.url}`)
     t.equal(res.headers['retry-after'], '1')
     t.same(res.json(), {
-      statusCode: 503,
-      error: 'Service Unavailable',
-      code: 'DATABASE_UNAVAILABLE',
-      message: 'The database is unavailable; retry shortly'
+      error: { code: 'database_unavailable', message: 'the database is unavailable; retry shortly', requestId: res.headers['x-request-id'] }
     })
+    t.equal(errorCode(res), 'database_unavailable')
     t.notMatch(res.body, /ECONNREFUSED|5432|terminated|PGlite/, 'no driver detail leaks')
   }
   const ready = await app.inject({ url: '/readyz' })
   t.equal(ready.statusCode, 503)
-  t.equal(ready.json<{ code: string }>().code, 'DATABASE_UNAVAILABLE')
+  t.equal(errorCode(ready), 'database_unavailable')
   t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'the process is still alive')
 
   faulty.mode = 'up'
@@ -147,7 +146,7 @@ t.test('real PostgreSQL outage through a cut proxy → 503, then recovery withou
   for (let i = 0; i < 4; i++) {
     const res = await app.inject({ url: '/tasks', headers: { 'x-user-id': user } })
     statuses.push(res.statusCode)
-    t.equal(res.json<{ code: string }>().code, 'DATABASE_UNAVAILABLE')
+    t.equal(errorCode(res), 'database_unavailable')
   }
   t.same(statuses, [503, 503, 503, 503], 'pooled connections reset, new ones refused: 503 every time')
   const write = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': user }, payload: { title: 'lost?' } })

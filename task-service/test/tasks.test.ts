@@ -1,30 +1,11 @@
 // Contract tests: every route, status code, header and error shape, through inject().
-import t, { type Test } from 'tap'
+import t from 'tap'
+import { assertError, errorCode } from './error-schema.js'
 import { buildTestApp, createTask, newUser, nextMillisecond, type TaskJson } from './helpers.js'
 
 const app = await buildTestApp(t)
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const ERROR_KEYS = ['code', 'error', 'message', 'statusCode']
-
-function assertError (
-  t: Test,
-  res: { statusCode: number; body: string; headers: Record<string, unknown> },
-  status: number,
-  code: string,
-  what = ''
-): void {
-  t.equal(res.statusCode, status, `${what} status ${status}`.trim())
-  t.match(String(res.headers['content-type']), /^application\/json/)
-  const body = JSON.parse(res.body) as Record<string, unknown>
-  t.equal(body.statusCode, status)
-  t.equal(body.code, code, `${what} code ${code}`.trim())
-  t.type(body.error, 'string')
-  t.type(body.message, 'string')
-  for (const key of ERROR_KEYS) t.ok(key in body, `error body has ${key}`)
-  t.notMatch(res.body, /at .*\.(ts|js):\d+|SELECT|INSERT|UPDATE tasks|stack/i, 'no stack trace or SQL')
-}
-
 t.test('POST /tasks → 201 with Location and the task', async (t) => {
   const user = newUser()
   const res = await app.inject({
@@ -84,10 +65,10 @@ t.test('GET /tasks?status filters', async (t) => {
   t.same(await get('pending'), [open.id])
   t.same(await get('completed'), [done.id])
   const bad = await app.inject({ url: '/tasks?status=done', headers: { 'x-user-id': user } })
-  assertError(t, bad, 400, 'VALIDATION_ERROR')
+  assertError(t, bad, 400, 'validation_error')
 })
 
-t.test('GET /tasks/:id → 200, or 404 TASK_NOT_FOUND', async (t) => {
+t.test('GET /tasks/:id → 200, or 404 task_not_found', async (t) => {
   const user = newUser()
   const task = await createTask(app, user)
   const res = await app.inject({ url: `/tasks/${task.id}`, headers: { 'x-user-id': user } })
@@ -96,7 +77,7 @@ t.test('GET /tasks/:id → 200, or 404 TASK_NOT_FOUND', async (t) => {
   const upper = await app.inject({ url: `/tasks/${task.id.toUpperCase()}`, headers: { 'x-user-id': user } })
   t.equal(upper.statusCode, 200, 'ids are case-insensitive UUIDs')
   const missing = await app.inject({ url: '/tasks/00000000-0000-4000-8000-000000000000', headers: { 'x-user-id': user } })
-  assertError(t, missing, 404, 'TASK_NOT_FOUND')
+  assertError(t, missing, 404, 'task_not_found')
 })
 
 t.test('malformed ids → 404, never 400 or 500, on every :id route', async (t) => {
@@ -112,7 +93,7 @@ t.test('malformed ids → 404, never 400 or 500, on every :id route', async (t) 
     ] as const) {
       const res = await app.inject({ method, url, headers: { 'x-user-id': user }, ...(payload ? { payload } : {}) })
       t.equal(res.statusCode, 404, `${method} ${url}`)
-      t.equal(res.json<{ code: string }>().code, 'TASK_NOT_FOUND', `${method} ${url} code`)
+      t.equal(errorCode(res), 'task_not_found', `${method} ${url} code`)
     }
   }
 })
@@ -143,14 +124,14 @@ t.test('PUT /tasks/:id replaces the whole record', async (t) => {
   })
   t.match(full.json(), { title: 'full', description: 'd', completed: true })
   const noTitle = await app.inject({ method: 'PUT', url: `/tasks/${task.id}`, headers: { 'x-user-id': user }, payload: { description: 'x' } })
-  assertError(t, noTitle, 400, 'VALIDATION_ERROR')
+  assertError(t, noTitle, 400, 'validation_error')
   const missing = await app.inject({
     method: 'PUT',
     url: '/tasks/00000000-0000-4000-8000-000000000000',
     headers: { 'x-user-id': user },
     payload: { title: 'x' }
   })
-  assertError(t, missing, 404, 'TASK_NOT_FOUND')
+  assertError(t, missing, 404, 'task_not_found')
 })
 
 t.test('PATCH /tasks/:id changes only the given fields', async (t) => {
@@ -164,14 +145,14 @@ t.test('PATCH /tasks/:id changes only the given fields', async (t) => {
   const renamed = await app.inject({ method: 'PATCH', url: `/tasks/${task.id}`, headers: { 'x-user-id': user }, payload: { title: ' renamed ' } })
   t.match(renamed.json(), { title: 'renamed', description: null, completed: true })
   const empty = await app.inject({ method: 'PATCH', url: `/tasks/${task.id}`, headers: { 'x-user-id': user }, payload: {} })
-  assertError(t, empty, 400, 'VALIDATION_ERROR')
+  assertError(t, empty, 400, 'validation_error')
   const missing = await app.inject({
     method: 'PATCH',
     url: '/tasks/00000000-0000-4000-8000-000000000000',
     headers: { 'x-user-id': user },
     payload: { completed: true }
   })
-  assertError(t, missing, 404, 'TASK_NOT_FOUND')
+  assertError(t, missing, 404, 'task_not_found')
 })
 
 t.test('PATCH /tasks/:id/complete toggles completed', async (t) => {
@@ -193,7 +174,7 @@ t.test('PATCH /tasks/:id/complete toggles completed', async (t) => {
     url: '/tasks/00000000-0000-4000-8000-000000000000/complete',
     headers: { 'x-user-id': user }
   })
-  assertError(t, missing, 404, 'TASK_NOT_FOUND')
+  assertError(t, missing, 404, 'task_not_found')
 })
 
 t.test('concurrent toggles are atomic', async (t) => {
@@ -215,9 +196,9 @@ t.test('DELETE /tasks/:id → 204 with no body, then 404', async (t) => {
   t.equal(res.statusCode, 204)
   t.equal(res.body, '')
   const again = await app.inject({ method: 'DELETE', url: `/tasks/${task.id}`, headers: { 'x-user-id': user } })
-  assertError(t, again, 404, 'TASK_NOT_FOUND')
+  assertError(t, again, 404, 'task_not_found')
   const read = await app.inject({ url: `/tasks/${task.id}`, headers: { 'x-user-id': user } })
-  assertError(t, read, 404, 'TASK_NOT_FOUND')
+  assertError(t, read, 404, 'task_not_found')
 })
 
 t.test('X-User-Id missing, empty, too long or with control characters → 401 on every /tasks route', async (t) => {
@@ -233,14 +214,14 @@ t.test('X-User-Id missing, empty, too long or with control characters → 401 on
     ['DELETE', `/tasks/${task.id}`]
   ] as const
   const cases: [string, Record<string, string>, string][] = [
-    ['missing', {}, 'MISSING_USER_ID'],
-    ['empty', { 'x-user-id': '' }, 'MISSING_USER_ID'],
-    ['blank', { 'x-user-id': '   ' }, 'MISSING_USER_ID'],
-    ['256 characters', { 'x-user-id': 'u'.repeat(256) }, 'INVALID_USER_ID'],
-    ['tab', { 'x-user-id': 'a\tb' }, 'INVALID_USER_ID'],
-    ['DEL', { 'x-user-id': 'a\u007fb' }, 'INVALID_USER_ID'],
-    ['C1 control U+0085', { 'x-user-id': 'a\u0085b' }, 'INVALID_USER_ID'],
-    ['invalid UTF-8 bytes', { 'x-user-id': 'a\u00ffb' }, 'INVALID_USER_ID']
+    ['missing', {}, 'missing_user_id'],
+    ['empty', { 'x-user-id': '' }, 'missing_user_id'],
+    ['blank', { 'x-user-id': '   ' }, 'missing_user_id'],
+    ['256 characters', { 'x-user-id': 'u'.repeat(256) }, 'invalid_user_id'],
+    ['tab', { 'x-user-id': 'a\tb' }, 'invalid_user_id'],
+    ['DEL', { 'x-user-id': 'a\u007fb' }, 'invalid_user_id'],
+    ['C1 control U+0085', { 'x-user-id': 'a\u0085b' }, 'invalid_user_id'],
+    ['invalid UTF-8 bytes', { 'x-user-id': 'a\u00ffb' }, 'invalid_user_id']
   ]
   for (const [label, headers, code] of cases) {
     for (const [method, url] of routes) {
@@ -266,19 +247,19 @@ t.test('X-User-Id of exactly 255 characters, and UTF-8, are accepted', async (t)
 
 t.test('X-User-Id sent twice → 401', async (t) => {
   const res = await app.inject({ url: '/tasks', headers: { 'x-user-id': ['a', 'b'] } })
-  assertError(t, res, 401, 'INVALID_USER_ID')
+  assertError(t, res, 401, 'invalid_user_id')
 })
 
 t.test('401 before the body is read: malformed JSON without identity is a 401', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'content-type': 'application/json' }, payload: '{nope' })
-  assertError(t, res, 401, 'MISSING_USER_ID')
+  assertError(t, res, 401, 'missing_user_id')
 })
 
-t.test('malformed JSON → 400 INVALID_JSON', async (t) => {
+t.test('malformed JSON → 400 invalid_json', async (t) => {
   const user = newUser()
   for (const payload of ['{', '{"title": "x",}', "{'title': 'x'}", 'nul', '{"title": "x"} trailing']) {
     const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': user, 'content-type': 'application/json' }, payload })
-    assertError(t, res, 400, 'INVALID_JSON')
+    assertError(t, res, 400, 'invalid_json')
   }
   const poisoned = await app.inject({
     method: 'POST',
@@ -289,33 +270,33 @@ t.test('malformed JSON → 400 INVALID_JSON', async (t) => {
   t.equal(poisoned.statusCode, 400, 'prototype poisoning is refused')
 })
 
-t.test('body over 64 KiB → 413 PAYLOAD_TOO_LARGE; just under is judged on content', async (t) => {
+t.test('body over 64 KiB → 413 payload_too_large; just under is judged on content', async (t) => {
   const user = newUser()
   const big = JSON.stringify({ title: 'x', description: 'd'.repeat(70 * 1024) })
   const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': user, 'content-type': 'application/json' }, payload: big })
-  assertError(t, res, 413, 'PAYLOAD_TOO_LARGE')
+  assertError(t, res, 413, 'payload_too_large')
   const edge = JSON.stringify({ title: 'x', description: 'd'.repeat(64 * 1024 - 40) })
   t.ok(Buffer.byteLength(edge) <= 64 * 1024)
   const under = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': user, 'content-type': 'application/json' }, payload: edge })
-  assertError(t, under, 400, 'VALIDATION_ERROR')
+  assertError(t, under, 400, 'validation_error')
 })
 
-t.test('non-JSON body → 415 UNSUPPORTED_MEDIA_TYPE', async (t) => {
+t.test('non-JSON body → 415 unsupported_media_type', async (t) => {
   const res = await app.inject({
     method: 'POST',
     url: '/tasks',
     headers: { 'x-user-id': newUser(), 'content-type': 'text/plain' },
     payload: 'title=x'
   })
-  assertError(t, res, 415, 'UNSUPPORTED_MEDIA_TYPE')
+  assertError(t, res, 415, 'unsupported_media_type')
 })
 
 t.test('POST without a body → 400', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': newUser() } })
-  assertError(t, res, 400, 'VALIDATION_ERROR')
+  assertError(t, res, 400, 'validation_error')
 })
 
-t.test('unknown routes and methods → 404 ROUTE_NOT_FOUND JSON', async (t) => {
+t.test('unknown routes and methods → 404 route_not_found JSON', async (t) => {
   for (const [method, url] of [
     ['GET', '/nope'],
     ['GET', '/tasks/a/b/c'],
@@ -323,7 +304,7 @@ t.test('unknown routes and methods → 404 ROUTE_NOT_FOUND JSON', async (t) => {
     ['GET', '/api/tasks']
   ] as const) {
     const res = await app.inject({ method, url, headers: { 'x-user-id': 'u' } })
-    assertError(t, res, 404, 'ROUTE_NOT_FOUND')
+    assertError(t, res, 404, 'route_not_found')
     t.notMatch(res.body, url, 'the path is not echoed')
   }
 })

@@ -2,21 +2,22 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { buildTestApp, createTask, newUser, type TaskJson } from './helpers.js'
+import { errorCode } from './error-schema.js'
 
 const app = await buildTestApp(t)
 const user = newUser('v')
 
-async function post (payload: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+async function post (payload: unknown): Promise<{ status: number; body: Record<string, unknown>; code?: string }> {
   const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': user }, payload: payload as object })
-  return { status: res.statusCode, body: res.json() }
+  return { status: res.statusCode, body: res.json(), ...(res.statusCode >= 400 ? { code: errorCode(res) } : {}) }
 }
 
 t.test('title: 200 code points accepted, 201 refused', async (t) => {
   t.equal((await post({ title: 'a'.repeat(200) })).status, 201)
   const over = await post({ title: 'a'.repeat(201) })
   t.equal(over.status, 400)
-  t.equal(over.body.code, 'VALIDATION_ERROR')
-  t.match(over.body.message, /title/)
+  t.equal(over.code, 'validation_error')
+  t.match(over.body, { error: { code: 'validation_error', message: 'title: must be at most 200 characters', requestId: String, details: [{ field: 'title', message: 'must be at most 200 characters' }] } })
 })
 
 t.test('emoji count as one character each (code points, not UTF-16 units or bytes)', async (t) => {
@@ -48,7 +49,7 @@ t.test('whitespace-only and empty titles → 400', async (t) => {
   for (const title of ['', ' ', '   ', '\n\t', '\u00a0', '\u3000\u2003']) {
     const res = await post({ title })
     t.equal(res.status, 400, JSON.stringify(title))
-    t.equal(res.body.code, 'VALIDATION_ERROR')
+    t.equal(res.code, 'validation_error')
   }
 })
 
@@ -78,7 +79,7 @@ t.test('wrong types and nulls', async (t) => {
       payload: JSON.stringify(payload)
     })
     t.equal(res.statusCode, 400, JSON.stringify(payload))
-    t.equal(res.json<{ code: string }>().code, 'VALIDATION_ERROR', JSON.stringify(payload))
+    t.equal(errorCode(res), 'validation_error', JSON.stringify(payload))
   }
   const nullDescription = await post({ title: 'x', description: null })
   t.equal(nullDescription.status, 201)
@@ -102,7 +103,7 @@ t.test('NUL characters and lone surrogates → 400, never a database error', asy
   ]) {
     const res = await post(payload)
     t.equal(res.status, 400, JSON.stringify(payload))
-    t.equal(res.body.code, 'VALIDATION_ERROR')
+    t.equal(res.code, 'validation_error')
   }
 })
 
@@ -146,7 +147,7 @@ t.test('query parameters: limit bounds, unknown values and parameters', async (t
   for (const [query, status] of cases) {
     const res = await app.inject({ url: `/tasks?${query}`, headers: { 'x-user-id': user } })
     t.equal(res.statusCode, status, query)
-    if (status === 400) t.match(res.json<{ code: string }>().code, /^(VALIDATION_ERROR|INVALID_CURSOR)$/)
+    if (status === 400) t.match(errorCode(res), /^(validation_error|invalid_cursor)$/)
   }
 })
 

@@ -1,7 +1,7 @@
 // Liveness, readiness and the OpenAPI document. No identity needed.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Database } from '../db.js'
-import { errorBody, ErrorResponse, loggableError } from '../errors.js'
+import { errorBody, errorResponses, loggableError } from '../errors.js'
 import { HealthResponse } from '../schemas.js'
 
 /** How long /readyz waits for the database before calling it unavailable. */
@@ -22,7 +22,7 @@ async function ping (db: Database): Promise<void> {
 export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (app, opts) => {
   app.get(
     '/healthz',
-    { schema: { summary: 'The process is up', tags: ['health'], response: { 200: HealthResponse } } },
+    { schema: { summary: 'The process is up', tags: ['health'], response: { 200: HealthResponse, ...errorResponses(503) } } },
     async () => ({ status: 'ok' })
   )
 
@@ -32,7 +32,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (
       schema: {
         summary: 'The database answers',
         tags: ['health'],
-        response: { 200: HealthResponse, 503: ErrorResponse }
+        response: { 200: HealthResponse, ...errorResponses(500, 503) }
       }
     },
     async (request, reply) => {
@@ -44,7 +44,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (
         return reply
           .code(503)
           .header('retry-after', '1')
-          .send(errorBody(503, 'DATABASE_UNAVAILABLE', 'The database is unavailable; retry shortly'))
+          .send(errorBody('database_unavailable', 'the database is unavailable; retry shortly', String(request.id)))
       }
     }
   )

@@ -1,10 +1,10 @@
 // /tasks routes. Identity comes from X-User-Id only (onRequest, before any body is read); every repository call
 // is scoped by that user id; another user's task and a missing one are the same 404.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import { Type, type TUnsafe } from 'typebox'
 import type { Database } from '../db.js'
 import { decodeCursor, encodeCursor, UUID } from '../cursor.js'
-import { ErrorResponse, HttpError, notFound } from '../errors.js'
+import { errorResponses, invalidField, notFound, type ErrorResponse } from '../errors.js'
 import { readUserId, USER_ID_HEADER } from '../identity.js'
 import { sortKey, TaskRepository } from '../repository.js'
 import { ListQuery, Task, TaskInput, TaskList, TaskParams, TaskPatch } from '../schemas.js'
@@ -23,20 +23,20 @@ const LONE_SURROGATE = /[\uD800-\uDFFF]/u
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-function checkOwnershipFields (value: unknown, part: 'body' | 'querystring'): void {
+function checkOwnershipFields (value: unknown, part: 'body' | 'query string'): void {
   if (!isRecord(value)) return
   const field = OWNERSHIP_FIELDS.find((f) => Object.prototype.hasOwnProperty.call(value, f))
   if (field !== undefined) {
-    throw new HttpError(400, 'USER_ID_NOT_ALLOWED', `${field} is not accepted in the ${part}: the owner is always the caller`, [
-      { path: `${part}/${field}`, message: 'is not allowed' }
-    ])
+    throw invalidField(field, `is not accepted in the ${part}: the owner is always the caller`, 'user_id_not_allowed')
   }
 }
 
 const userHeader = Type.Object({ [USER_ID_HEADER]: Type.String({ description: 'Set by the gateway: the caller.' }) })
 
-const errors = (...codes: number[]): Record<number, typeof ErrorResponse> =>
-  Object.fromEntries([401, 503, ...codes].map((c) => [c, ErrorResponse]))
+// Every /tasks route: 400 (user_id in the query), 401 (before anything else), 500, 503. Bodies are parsed on every
+// method but GET/HEAD, hence 413/415 wherever a body can be sent.
+const errors = <S extends number>(...statuses: S[]): Record<S | 400 | 401 | 500 | 503, TUnsafe<ErrorResponse>> =>
+  errorResponses<S | 400 | 401 | 500 | 503>(400, 401, ...statuses, 500, 503)
 
 function requireId (id: string): string {
   if (!UUID.test(id)) throw notFound()
@@ -52,13 +52,11 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
 
   // Runs after parsing, before schema validation: refuse ownership fields, trim the title, refuse lone surrogates.
   app.addHook('preValidation', async (request) => {
-    checkOwnershipFields(request.query, 'querystring')
+    checkOwnershipFields(request.query, 'query string')
     // Query strings are converted to numbers before validation; insist on digits so "1.5" or "1e2" is not rounded.
     const limit = isRecord(request.query) ? request.query.limit : undefined
-    if (typeof limit === 'string' && !/^[0-9]+$/.test(limit)) {
-      throw new HttpError(400, 'VALIDATION_ERROR', 'querystring/limit must be an integer', [
-        { path: 'querystring/limit', message: 'must be an integer' }
-      ])
+    if ((typeof limit === 'string' && !/^[0-9]+$/.test(limit)) || Array.isArray(limit)) {
+      throw invalidField('limit', Array.isArray(limit) ? 'must be given only once' : 'must be an integer')
     }
     checkOwnershipFields(request.body, 'body')
     const body = request.body
@@ -67,9 +65,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
     for (const field of ['title', 'description']) {
       const v = body[field]
       if (typeof v === 'string' && LONE_SURROGATE.test(v)) {
-        throw new HttpError(400, 'VALIDATION_ERROR', `body/${field} is not well-formed Unicode`, [
-          { path: `body/${field}`, message: 'contains a lone surrogate' }
-        ])
+        throw invalidField(field, 'is not well-formed Unicode (it contains a lone surrogate)')
       }
     }
   })
@@ -84,7 +80,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
         tags: ['tasks'],
         headers: userHeader,
         querystring: ListQuery,
-        response: { 200: TaskList, ...errors(400) }
+        response: { 200: TaskList, ...errors() }
       }
     },
     async (request, reply) => {
@@ -113,7 +109,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
         tags: ['tasks'],
         headers: userHeader,
         body: TaskInput,
-        response: { 201: Task, ...errors(400, 413, 415) }
+        response: { 201: Task, ...errors(413, 415) }
       }
     },
     async (request, reply) => {
@@ -145,7 +141,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
         headers: userHeader,
         params: TaskParams,
         body: TaskInput,
-        response: { 200: Task, ...errors(400, 404, 413, 415) }
+        response: { 200: Task, ...errors(404, 413, 415) }
       }
     },
     async (request) => {
@@ -165,7 +161,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
         headers: userHeader,
         params: TaskParams,
         body: TaskPatch,
-        response: { 200: Task, ...errors(400, 404, 413, 415) }
+        response: { 200: Task, ...errors(404, 413, 415) }
       }
     },
     async (request) => {
@@ -184,7 +180,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
         tags: ['tasks'],
         headers: userHeader,
         params: TaskParams,
-        response: { 200: Task, ...errors(404) }
+        response: { 200: Task, ...errors(404, 413, 415) }
       }
     },
     async (request) => {
@@ -202,7 +198,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
         tags: ['tasks'],
         headers: userHeader,
         params: TaskParams,
-        response: { 204: Type.Null({ description: 'Deleted; no body.' }), ...errors(404) }
+        response: { 204: Type.Null({ description: 'Deleted; no body.' }), ...errors(404, 413, 415) }
       }
     },
     async (request, reply) => {
