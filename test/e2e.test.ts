@@ -9,6 +9,7 @@ import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { buildTestApp as buildTaskService, BACKEND } from '../task-service/test/helpers.js'
 import { mintDevToken } from '../scripts/dev-token.js'
+import { errorCode } from '../task-service/test/error-schema.js'
 
 const SECRET = 'end-to-end-secret-of-at-least-32-bytes'
 
@@ -96,22 +97,26 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
   }
 
   t.test("the task service's errors reach the client unchanged", async (t) => {
-    const invalid = await call(alice, 'POST', '/api/tasks', { title: '   ' })
+    const invalid = await call(alice, 'POST', '/api/tasks', { title: '   ' }, { 'x-request-id': 'e2e-invalid' })
     t.equal(invalid.status, 400)
-    t.match(invalid.body, { statusCode: 400 })
-    const direct = await taskService.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': alice }, payload: { title: '   ' } })
+    t.same(invalid.body, {
+      error: { code: 'validation_error', message: 'title: must not be empty', requestId: 'e2e-invalid', details: [{ field: 'title', message: 'must not be empty' }] }
+    }, 'the one error shape, with the request id the gateway forwarded')
+    t.equal(invalid.headers.get('x-request-id'), 'e2e-invalid')
+    const direct = await taskService.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': alice, 'x-request-id': 'e2e-invalid' }, payload: { title: '   ' } })
     t.same(invalid.body, direct.json(), 'same body as the task service answers')
 
     const malformed = await call(alice, 'POST', '/api/tasks', '{"title":', {})
     t.equal(malformed.status, 400)
+    t.equal(errorCode({ body: malformed.text }), 'invalid_json')
 
     const tooLarge = await call(alice, 'POST', '/api/tasks', { title: 'big', description: 'x'.repeat(70 * 1024) })
     t.equal(tooLarge.status, 413)
-    t.match(tooLarge.body, { statusCode: 413 })
+    t.equal(errorCode({ body: tooLarge.text }), 'payload_too_large')
 
     const missing = await call(alice, 'GET', '/api/tasks/does-not-exist')
     t.equal(missing.status, 404)
-    t.match(missing.body, { statusCode: 404 })
+    t.equal(errorCode({ body: missing.text }), 'task_not_found')
     t.notMatch(missing.text, /127\.0\.0\.1|localhost|:\d{4,5}\b/, 'nothing reveals the task service address')
   })
 

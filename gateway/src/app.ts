@@ -30,7 +30,8 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     ...serverOptions(config.limits.server),
     // Off unless TRUST_PROXY names the proxies in front: the client address is then the socket's.
     trustProxy: fastifyTrustProxy(config.trustProxy),
-    return503OnClosing: true,
+    // While closing, plugins/drain.ts answers 503 shutting_down in the error shape (Fastify's own body has another).
+    return503OnClosing: false,
     frameworkErrors: (error, request, reply) => { answerUnroutable(app, error, request, reply) }
   })
 

@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'internal_error'
   | 'rate_limited'
   | 'overloaded'
+  | 'shutting_down'
   | 'payload_too_large'
 
 /** error_description for the WWW-Authenticate header (quoted-string safe: no quotes, no backslashes). */

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import { Agent, request } from 'undici'
 import { mintDevToken } from '../../scripts/dev-token.js'
+import { checkErrorBody } from '../../task-service/test/error-schema.js'
 
 export interface Task { id: string, user_id: string, title: string, description: string | null, completed: boolean }
 
@@ -171,6 +172,7 @@ export class Workload {
       let json: unknown
       try { json = text === '' ? undefined : JSON.parse(text) } catch { json = undefined }
       this.checkLeak(u, json, text)
+      if (st >= 400) this.checkErrorShape(method, path, st, json, text)
       return { status: st, json, text }
     } catch (err) {
       const name = (err as { name?: string, code?: string }).code ?? (err as Error).name
@@ -178,6 +180,15 @@ export class Workload {
       this.result.status.network = (this.result.status.network ?? 0) + 1
       this.noteError(`${method} ${path}: network ${name}`, true)
       return { status: 0, json: undefined, text: '' }
+    }
+  }
+
+  /** Every error answer, whoever made it, is the one error shape (components.schemas.Error). */
+  private checkErrorShape (method: string, path: string, status: number, json: unknown, text: string): void {
+    try {
+      checkErrorBody(json)
+    } catch {
+      this.noteError(`${method} ${path}: ${status} body is not the error shape: ${text.slice(0, 200)}`, false)
     }
   }
 

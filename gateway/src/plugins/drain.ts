@@ -4,10 +4,11 @@
 // but /readyz answers 503 `draining` and every response carries `Connection: close`, so balancers take
 // it out of rotation and keep-alive clients reconnect elsewhere. Then it closes: the listener stops
 // accepting, in-flight requests finish and their connections close after the answer (a request arriving
-// on a still-open connection gets 503), and the process exits — at the latest SHUTDOWN_DRAIN_MS + 10 s
+// on a still-open connection gets 503 shutting_down), and the process exits — at the latest SHUTDOWN_DRAIN_MS + 10 s
 // after the signal (server.ts). With SHUTDOWN_DRAIN_MS=0 the close starts at once.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { sendError } from '../errors.js'
 import { pathWithoutQuery } from '../url-path.js'
 
 const draining = new WeakSet<FastifyInstance>()
@@ -18,7 +19,16 @@ export const drain = fp(function drain (app, _opts, next) {
   // it until the keep-alive timeout, past the grace period): setGatewayHeaders() (response-headers.ts)
   // asks isDraining() for the gateway's own answers and forwarded ones alike.
   // Callback-style hook: no promise per request on the hot path.
+  // Once app.close() has begun, a request arriving on a still-open connection gets 503 in the one error shape
+  // (return503OnClosing is off in app.ts).
+  let closing = false
+  app.addHook('preClose', (done) => { closing = true; done() })
   app.addHook('onRequest', (request, reply, done) => {
+    if (closing) {
+      reply.header('connection', 'close').header('retry-after', '1')
+      sendError(reply, 503, 'shutting_down', 'the gateway is shutting down; retry shortly')
+      return
+    }
     if (!draining.has(app)) { done(); return }
     if (request.method === 'GET' && pathWithoutQuery(request.url) === '/readyz') {
       reply
