@@ -64,6 +64,12 @@ async function call (method: string, path: string, bearer?: string, body?: unkno
   return { status: response.status, json, headers: response.headers }
 }
 
+/** The `error.code` of a body in the one error shape both services answer with, else undefined. */
+function errorCode (json: unknown): string | undefined {
+  const e = (json as { error?: { code?: unknown, message?: unknown, requestId?: unknown } } | null)?.error
+  return typeof e?.code === 'string' && typeof e.message === 'string' && typeof e.requestId === 'string' ? e.code : undefined
+}
+
 async function waitForReady (): Promise<boolean> {
   const deadline = Date.now() + 90_000
   while (Date.now() < deadline && stack.exitCode === null) {
@@ -81,7 +87,7 @@ async function run (): Promise<void> {
   const health = await call('GET', '/healthz')
   check('GET /healthz → 200', health.status === 200, `got ${health.status}`)
   const anonymous = await call('GET', '/api/tasks')
-  check('no token → 401', anonymous.status === 401, `got ${anonymous.status}`)
+  check('no token → 401 missing_token', anonymous.status === 401 && errorCode(anonymous.json) === 'missing_token', `got ${anonymous.status} ${JSON.stringify(anonymous.json)}`)
 
   const alice = `smoke-alice-${process.pid}`
   const bob = `smoke-bob-${process.pid}`
@@ -105,7 +111,7 @@ async function run (): Promise<void> {
     const bobList = await call('GET', '/api/tasks', bobToken)
     check(`${prefix}: a second user sees none of it`, bobList.status === 200 && Array.isArray(bobList.json) && (bobList.json as unknown[]).length === 0, `got ${bobList.status} ${JSON.stringify(bobList.json)}`)
     const bobRead = await call('GET', `/api/tasks/${task.id}`, bobToken)
-    check(`${prefix}: a second user reading it by id → 404`, bobRead.status === 404, `got ${bobRead.status}`)
+    check(`${prefix}: a second user reading it by id → 404 task_not_found`, bobRead.status === 404 && errorCode(bobRead.json) === 'task_not_found', `got ${bobRead.status} ${JSON.stringify(bobRead.json)}`)
 
     const deleted = await call('DELETE', `${prefix}/${task.id}`, aliceToken)
     check(`${prefix}: delete → 204`, deleted.status === 204, `got ${deleted.status}`)
@@ -114,7 +120,10 @@ async function run (): Promise<void> {
   }
 
   const forbidden = await call('GET', `/api/${alice}/tasks`, bobToken)
-  check("a second user on the first user's /api/{user_id}/tasks → 403", forbidden.status === 403, `got ${forbidden.status}`)
+  check("a second user on the first user's /api/{user_id}/tasks → 403 forbidden_user", forbidden.status === 403 && errorCode(forbidden.json) === 'forbidden_user', `got ${forbidden.status}`)
+  const invalid = await call('POST', '/api/tasks', aliceToken, { title: 'x'.repeat(201) })
+  check('an over-long title → 400 validation_error naming the field', invalid.status === 400 && errorCode(invalid.json) === 'validation_error' &&
+    (invalid.json as { error: { message: string } }).error.message === 'title: must be at most 200 characters', `got ${invalid.status} ${JSON.stringify(invalid.json)}`)
 }
 
 try {
