@@ -168,7 +168,7 @@ function operations (kind: Kind, compat: boolean): Record<string, object> {
         summary: 'Create a task',
         parameters: params,
         requestBody: body('TaskInput'),
-        responses: { 201: taskResult('Created', { Location: { description: 'The new task, relative to the gateway\'s origin.', schema: { type: 'string' } } }), ...withBody }
+        responses: { 201: taskResult('Created', { Location: { description: 'The new task: a path on the gateway\'s origin, or an absolute URL when PUBLIC_URL is set.', schema: { type: 'string' } } }), ...withBody }
       }
     },
     item: {
@@ -204,7 +204,7 @@ export const openapiDocument = {
     description: 'Every /api route requires Authorization: Bearer <JWT>. Every error, the gateway\'s and the task ' +
       'service\'s alike, is {"error":{"code","message","requestId","details"?}} (components.schemas.Error). ' +
       'A path outside the route table is 401 without a valid token, else 404 not_found. HEAD is served wherever GET is. ' +
-      'Location and Link are relative to the gateway\'s origin.'
+      'Location and Link are relative to the gateway\'s origin (absolute URLs on PUBLIC_URL when it is set).'
   },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
