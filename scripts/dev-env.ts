@@ -26,14 +26,31 @@ export function ensureDevSecret (env: NodeJS.ProcessEnv, path: string = envFileP
     return { created: false }
   }
   const secret = randomBytes(32).toString('base64url')
-  const line = `# Written by \`npm start\` on first run: the HS256 secret shared with Better Auth (keep it private).\nBETTER_AUTH_SECRET=${secret}\n`
+  appendLines(path, `# Written by \`npm start\` on first run: the HS256 secret shared with Better Auth (keep it private).\nBETTER_AUTH_SECRET=${secret}\n`)
+  return { created: true }
+}
+
+/** The frontend dev servers' usual origins, allowed to call the local gateway from a browser. */
+export const DEV_CORS_ORIGINS = 'http://localhost:3000,http://127.0.0.1:3000'
+
+/**
+ * Makes sure the local gateway answers a frontend dev server's browser requests: CORS_ORIGINS is written
+ * to .env when neither the environment nor .env sets it (set to empty, it stays empty: no origin allowed).
+ */
+export function ensureDevCorsOrigins (env: NodeJS.ProcessEnv, path: string = envFilePath): { created: boolean } {
+  if (env.CORS_ORIGINS !== undefined || readEnvFile(path).CORS_ORIGINS !== undefined) return { created: false }
+  appendLines(path, `# Frontend origins allowed to call the gateway from a browser (comma-separated; empty: none).\nCORS_ORIGINS=${DEV_CORS_ORIGINS}\n`)
+  return { created: true }
+}
+
+/** Appends `lines` to .env (created, mode 0600, when absent); what is in it is never changed. */
+function appendLines (path: string, lines: string): void {
   if (existsSync(path)) {
     const current = readFileSync(path, 'utf8')
-    appendFileSync(path, (current.endsWith('\n') || current === '' ? '' : '\n') + line, { mode: 0o600 })
+    appendFileSync(path, (current.endsWith('\n') || current === '' ? '' : '\n') + lines, { mode: 0o600 })
   } else {
-    writeFileSync(path, line, { mode: 0o600, flag: 'wx' })
+    writeFileSync(path, lines, { mode: 0o600, flag: 'wx' })
   }
-  return { created: true }
 }
 
 /** The process environment over .env: what is set in the shell wins. */

@@ -1,14 +1,15 @@
 // `npm start`: the local stack on one machine, no database server needed.
 //   task service on 127.0.0.1:3001 (PGlite on disk under ./data), gateway on 127.0.0.1:8080 in front of it.
-// On first run it writes a .env with a random BETTER_AUTH_SECRET (never overwriting one). Both services'
-// log lines are shown, each marked with its service; Ctrl-C stops both cleanly (gateway first, so no request
-// is forwarded to a task service that is already gone).
+// On first run it writes a .env with a random BETTER_AUTH_SECRET and the usual frontend dev origins in
+// CORS_ORIGINS (never overwriting either). Both services' log lines are shown, each marked with its
+// service; Ctrl-C stops both cleanly (gateway first, so no request is forwarded to a task service that is
+// already gone).
 // Services are started from their build output (`npm start` runs `npm run build` first), the same code that
 // runs in the container images.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { ensureDevSecret, effectiveEnv, repoRoot } from './dev-env.js'
+import { ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, repoRoot } from './dev-env.js'
 
 const READY_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 15_000
@@ -77,6 +78,7 @@ async function stop (service: Service): Promise<void> {
 async function main (): Promise<void> {
   const { created } = ensureDevSecret(process.env)
   if (created) say('wrote .env with a new random BETTER_AUTH_SECRET (kept for later runs)')
+  if (ensureDevCorsOrigins(process.env).created) say('wrote CORS_ORIGINS to .env: browsers on http://localhost:3000 and http://127.0.0.1:3000 may call the API (edit .env to change)')
   const env = effectiveEnv()
   const gatewayPort = parsePort(env.GATEWAY_PORT, 8080, 'GATEWAY_PORT')
   const taskServicePort = parsePort(env.TASK_SERVICE_PORT, 3001, 'TASK_SERVICE_PORT')

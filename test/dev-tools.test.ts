@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
-import { ensureDevSecret, effectiveEnv, readEnvFile, repoRoot } from '../scripts/dev-env.js'
+import { DEV_CORS_ORIGINS, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, readEnvFile, repoRoot } from '../scripts/dev-env.js'
 import { mintDevToken } from '../scripts/dev-token.js'
 
 const run = promisify(execFile)
@@ -41,6 +41,23 @@ t.test('ensureDevSecret keeps a secret from the environment or from .env', async
   t.equal(readFileSync(path, 'utf8'), 'JWT_SECRET=0123456789abcdef0123456789abcdef\n')
   const fresh = join(t.testdir(), '.env')
   t.same(ensureDevSecret({ BETTER_AUTH_SECRET: 'from-the-shell-0123456789abcdefghij' }, fresh), { created: false })
+})
+
+t.test('ensureDevCorsOrigins allows the usual frontend dev origins, never overwriting a value', async (t) => {
+  const path = join(t.testdir(), '.env')
+  ensureDevSecret({}, path)
+  t.same(ensureDevCorsOrigins({}, path), { created: true })
+  t.equal(readEnvFile(path).CORS_ORIGINS, 'http://localhost:3000,http://127.0.0.1:3000')
+  t.equal(DEV_CORS_ORIGINS, 'http://localhost:3000,http://127.0.0.1:3000')
+  t.ok(readEnvFile(path).BETTER_AUTH_SECRET, 'the secret stays')
+  t.same(ensureDevCorsOrigins({}, path), { created: false }, 'a second run keeps it')
+  const own = join(t.testdir({ '.env': 'CORS_ORIGINS=http://localhost:5173\n' }), '.env')
+  t.same(ensureDevCorsOrigins({}, own), { created: false })
+  t.equal(readFileSync(own, 'utf8'), 'CORS_ORIGINS=http://localhost:5173\n', 'an existing value is kept as it is')
+  const none = join(t.testdir({ '.env': 'CORS_ORIGINS=\n' }), '.env')
+  t.same(ensureDevCorsOrigins({}, none), { created: false }, 'deliberately empty stays empty')
+  const fresh = join(t.testdir(), '.env')
+  t.same(ensureDevCorsOrigins({ CORS_ORIGINS: 'https://app.example.com' }, fresh), { created: false }, 'set in the shell: nothing written')
 })
 
 t.test('the shell environment wins over .env', async (t) => {

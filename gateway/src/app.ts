@@ -1,5 +1,5 @@
 // The gateway, composed: each plugin below is one concern, registered in the order a request meets it.
-// A request to /api goes: limits → CORS → authenticate → authorize → rewrite headers → forward
+// A request to /api goes: CORS → limits → authenticate → authorize → rewrite headers → forward
 // (plugins/proxy.ts and pipeline/). buildApp() assembles; the caller (server.ts, or a test) listens.
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { GatewayConfig } from './config.js'
@@ -39,8 +39,9 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   if (config.trustProxy.kind === 'hops') {
     app.log.warn({ trustProxyHops: config.trustProxy.hops }, 'TRUST_PROXY is a hop count: X-Forwarded-For is trusted from any peer; make sure only the proxies can reach the gateway, or list their addresses instead')
   }
-  await app.register(limits, config.limits)
+  // First: every later answer to an allowed origin carries its headers; preflights end here (plugins/cors.ts).
   await app.register(cors, { origins: config.corsOrigins })
+  await app.register(limits, config.limits)
   await app.register(securityHeaders)
   await app.register(errorHandler)
   await app.register(authentication, { jwt: config.jwt, cacheMaxEntries: config.verificationCacheMaxEntries, awaitKeys: options.awaitKeys ?? true })

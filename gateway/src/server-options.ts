@@ -1,6 +1,6 @@
 // Options of the HTTP server itself, fixed when it is created: timeouts that keep slow clients from
 // holding the gateway, keep-alive, and the answer to a request Node's HTTP parser refuses.
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
 import { errorBody } from './errors.js'
@@ -16,7 +16,8 @@ export const SERVER_TIMEOUTS = {
 
 /**
  * Malformed HTTP (400), a request not received in time (408), headers too large (431): answered on
- * the raw socket, which is then closed. No Fastify hook runs for these.
+ * the raw socket, which is then closed. No Fastify hook runs for these, so the CORS headers for an
+ * allowed origin are added here, when the request's Origin can be known (originOf).
  */
 export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
@@ -30,9 +31,31 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
   }
   const body = JSON.stringify(errorBody('bad_request', message, 'none'))
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`)
+    let cors = ''
+    // Absent until the CORS plugin has registered (a client error during start-up).
+    if (typeof this.corsHeaders === 'function') for (const [name, value] of this.corsHeaders(originOf(err, socket))) cors += `${name}: ${value}\r\n`
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n${cors}Connection: close\r\n\r\n${body}`)
   }
   socket.destroy()
+}
+
+const ORIGIN_LINE = /\r\norigin:[ \t]*([^\r\n]*?)[ \t]*\r\n/i
+
+/**
+ * The Origin of the request a client error belongs to, where it can be known:
+ *  - the bytes the parser refused (err.rawPacket: malformed HTTP, headers too large), when the Origin
+ *    line is among them — it is not when it came in an earlier packet than the error;
+ *  - a request whose headers were read but whose body did not arrive in time (408): Node's parser still
+ *    holds it (an undocumented property, read defensively).
+ * Unknown for a request whose headers did not arrive in time (408): its Origin line may not even have
+ * been sent; that answer carries no CORS headers.
+ */
+function originOf (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): string | undefined {
+  if (err.rawPacket !== undefined) return ORIGIN_LINE.exec(err.rawPacket.toString('latin1'))?.[1]
+  const incoming = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming
+  if (incoming == null || incoming.complete) return undefined
+  const origin = incoming.headers.origin
+  return typeof origin === 'string' ? origin : undefined
 }
 
 /**

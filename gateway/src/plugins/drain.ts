@@ -47,9 +47,14 @@ export function isDraining (app: FastifyInstance): boolean {
   return draining.has(app)
 }
 
+/** From now on /readyz answers 503 and every response closes its connection. */
+export function beginDrain (app: FastifyInstance): void {
+  draining.add(app)
+}
+
 /** Drains for `drainMs` (readiness 503, connections closed after each response), then closes the app. */
 export async function drainAndClose (app: FastifyInstance, drainMs: number): Promise<void> {
-  draining.add(app)
+  beginDrain(app)
   if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs))
   await app.close()
 }

@@ -9,6 +9,7 @@ import type { Access } from '../pipeline/access.js'
 import { authorize, isRejection, type AuthorizedRoute } from '../pipeline/authorize.js'
 import { rewriteHeaders } from '../pipeline/rewrite-headers.js'
 import { setGatewayHeaders } from '../response-headers.js'
+import { isPreflight } from './cors.js'
 import { isDraining } from './drain.js'
 
 export interface ProxyOptions {
@@ -62,8 +63,8 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
     onRequest: admit,
     handler: forward
   })
-  // Whatever the route above does not take (OPTIONS that is not a preflight, methods Fastify does not
-  // route, targets that are not a path) goes through the same stages: 401, then 404/405.
+  // Whatever the route above does not take (methods Fastify does not route, targets that are not a
+  // path) goes through the same stages: 401, then 404/405.
   app.setNotFoundHandler({ preHandler: admit }, (request, reply) => {
     if (request.access?.route != null) { forward(request, reply); return }
     return sendError(reply, 404, 'not_found', 'no such route')
@@ -73,16 +74,22 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
 /**
  * Fastify's frameworkErrors: a URL the router cannot take (FST_ERR_BAD_URL: malformed percent-encoding;
  * a parameter too long), found before any hook runs. Fastify's default would echo the raw URL (a token
- * pasted into it included), and no onSend/onResponse hook runs here, so this sets the response headers
- * and writes the one log line itself. Authentication still comes first: 401 without a valid token;
- * with one, 404 — a path that cannot be normalized is outside the route table. Neither the URL nor the
- * path is echoed or logged.
+ * pasted into it included), and no hook runs here (CORS's included), so this sets the response headers
+ * and writes the one log line itself. A CORS preflight is answered as one (204). Otherwise
+ * authentication still comes first: 401 without a valid token; with one, 404 — a path that cannot be
+ * normalized is outside the route table. Neither the URL nor the path is echoed or logged.
  */
 export function answerUnroutable (app: FastifyInstance, error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
   setGatewayHeaders(reply, isDraining(app))
+  const preflight = isPreflight(request.method)
+  for (const [name, value] of app.corsHeaders(request.headers.origin, preflight)) reply.header(name, value)
   reply.raw.once('finish', () => {
     request.log.info({ clientIp: request.ip, method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
   })
+  if (preflight) {
+    reply.code(204).header('content-length', '0').send()
+    return
+  }
   app.authenticate(request, reply, () => {
     if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, 404, 'not_found', 'no such route')
     else sendError(reply, 400, 'bad_request', 'bad request')
