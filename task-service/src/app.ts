@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
+import { wellFormedRequestId } from 'identity-rules'
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { TaskServiceConfig } from './config.js'
 import { openDatabase, type Database } from './db.js'
@@ -30,8 +31,6 @@ export interface BuildAppOptions {
   logStream?: { write(line: string): void }
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
-
 export async function buildApp (config: TaskServiceConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
@@ -47,7 +46,7 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+      return wellFormedRequestId(given) ? given : randomUUID()
     },
     // Requests on open connections while closing get 503 in the error shape (errors.ts), not Fastify's own body.
     return503OnClosing: false,

@@ -1,12 +1,8 @@
 // Identity: the X-User-Id header set by the gateway is the only source of "who is calling".
+import { hasControlCharacter, MAX_USER_ID_LENGTH, tooLongUserId } from 'identity-rules'
 import { HttpError } from './errors.js'
 
 export const USER_ID_HEADER = 'x-user-id'
-export const MAX_USER_ID_LENGTH = 255
-
-// Unicode general category Cc: U+0000–U+001F and U+007F–U+009F. Matching control characters is the point here.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
@@ -46,9 +42,9 @@ export function readUserId (headerValue: string | string[] | undefined, rawHeade
   }
   const userId = decodeHeader(headerValue)
   if (userId === undefined) throw new HttpError(401, 'invalid_user_id', 'X-User-Id must be UTF-8')
-  if (CONTROL.test(userId)) throw new HttpError(401, 'invalid_user_id', 'X-User-Id must not contain control characters')
+  if (hasControlCharacter(userId)) throw new HttpError(401, 'invalid_user_id', 'X-User-Id must not contain control characters')
   if (userId.trim() === '') throw new HttpError(401, 'missing_user_id', 'X-User-Id header is required')
-  if ([...userId].length > MAX_USER_ID_LENGTH) {
+  if (tooLongUserId(userId)) {
     throw new HttpError(401, 'invalid_user_id', `X-User-Id must be at most ${MAX_USER_ID_LENGTH} characters`)
   }
   return userId

@@ -7,6 +7,7 @@
 // `jwk`, `jku`, `x5u`, `x5c` are never read), no `crit` or `b64` at all, the `sub` rules, one table from
 // jose's errors to the gateway's codes, and the verification cache (a hit is synchronous and verifies
 // nothing). Keys are CryptoKeys imported once: the HMAC secret here, JWKS keys in keys/import.ts.
+import { validSubject } from 'identity-rules'
 import { errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParameters } from 'jose'
 import type { AsymmetricAlg, HmacAlg } from '../config.js'
 import { AuthError, type AuthErrorCode } from '../errors.js'
@@ -41,29 +42,9 @@ export const MAX_TOKEN_LENGTH = 8192
 const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
 // Three base64url parts: anything else is refused before jose sees it.
 const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
-// Unicode Cc: U+0000–U+001F and U+007F–U+009F.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
-// With the u flag a surrogate pair is one code point; only a lone surrogate matches (= !isWellFormed()).
-const LONE_SURROGATE = /\p{Cs}/u
 
 function fail (code: AuthErrorCode): never {
   throw new AuthError(code)
-}
-
-/**
- * Validates `sub`: a non-empty string of at most 255 characters (code points) without control
- * characters and well-formed Unicode (no lone surrogate). Leading or trailing whitespace is refused
- * too: HTTP header parsing trims it, so " alice" would reach the task service as "alice" — another user.
- */
-export function validSubject (sub: unknown): sub is string {
-  if (typeof sub !== 'string' || sub.length === 0) return false
-  if (sub.length > 255 && [...sub].length > 255) return false
-  if (CONTROL.test(sub)) return false
-  // A lone UTF-16 surrogate cannot be encoded as UTF-8: it would reach the task service as U+FFFD,
-  // so "alice\ud800" and "alice\udfff" would both become "alice\ufffd" — one user.
-  if (LONE_SURROGATE.test(sub)) return false
-  return sub.trim() === sub
 }
 
 export interface Authenticator {

@@ -24,7 +24,7 @@ export const FORWARDED_REQUEST_HEADERS: readonly string[] = [
 /**
  * Headers the gateway sets on every forwarded request, overwriting: a client value of the same name is
  * never used (none of these is on the list above; the client's X-Request-Id becomes the request id only
- * when well-formed, see wellFormedRequestId). A new gateway-set header (e.g. a signed identity assertion)
+ * when well-formed, see wellFormedRequestId in packages/identity-rules). A new gateway-set header (e.g. a signed identity assertion)
  * is added here and in the "set by the gateway" block of rewriteHeaders(); the property test
  * (gateway/test/properties.test.ts) allows exactly these two lists.
  */
@@ -33,12 +33,6 @@ export const GATEWAY_SET_HEADERS: readonly string[] = [
 ]
 
 const FORWARDED = new Set(FORWARDED_REQUEST_HEADERS)
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
-/** A client X-Request-Id is kept only when well-formed (1–128 of [A-Za-z0-9._:-]). */
-export function wellFormedRequestId (value: unknown): value is string {
-  return typeof value === 'string' && REQUEST_ID.test(value)
-}
 
 const HOST = /^[A-Za-z0-9.\-:[\]]{1,255}$/
 

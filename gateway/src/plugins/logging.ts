@@ -6,10 +6,10 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { LogController, type FastifyServerOptions } from 'fastify'
+import { wellFormedRequestId } from 'identity-rules'
 import type { GatewayConfig } from '../config.js'
 import { logAccess } from '../access-log.js'
 import { bufferedStdout, type LogDestination } from '../log-destination.js'
-import { wellFormedRequestId } from '../pipeline/rewrite-headers.js'
 import { lazyChildLoggerFactory } from '../request-logger.js'
 
 export interface LoggingSetupOptions {
