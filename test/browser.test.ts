@@ -20,7 +20,7 @@ import t from 'tap'
 import { SignJWT } from 'jose'
 import { chromium, type Page } from 'playwright-core'
 import { mintDevToken } from '../scripts/dev-token.js'
-import { effectiveEnv, ensureDevSecret } from '../scripts/dev-env.js'
+import { effectiveEnv, ensureDevCorsOrigins, ensureDevSecret } from '../scripts/dev-env.js'
 import { FaultProxy } from './helpers/fault-proxy.js'
 import { STACK_SECRET, originOf, startGateway, startTaskService } from './helpers/stack.js'
 
@@ -105,6 +105,7 @@ async function suite (executablePath: string): Promise<void> {
   const dotenvDir = mkdtempSync(join(tmpdir(), 'browser-dotenv-'))
   t.teardown(() => { rmSync(dotenvDir, { recursive: true, force: true }) })
   ensureDevSecret({}, join(dotenvDir, '.env'))
+  ensureDevCorsOrigins({}, join(dotenvDir, '.env'))
   const firstRun = originOf(await startGateway(t, { ...effectiveEnv({}, join(dotenvDir, '.env')), TASK_SERVICE_URL: upstream }))
 
   // ---- the browser ---------------------------------------------------------------------------------------
