@@ -90,6 +90,8 @@ t.test('the edge proxy spreads requests over every gateway replica', async (t) =
 
 t.test('networks: the private one is internal; only the gateway joins both', async (t) => {
   t.equal(compose.networks.internal?.internal, true, 'internal: true')
+  t.equal((compose.networks.internal as { driver_opts?: Record<string, string> }).driver_opts?.['com.docker.network.bridge.inhibit_ipv4'], 'true',
+    'no host address on the internal bridge (the host cannot reach it either)')
   t.notOk(compose.networks.public?.internal, 'public network reaches out')
   t.same(service('postgres').networks, ['internal'])
   t.same(service('redis').networks, ['internal'])
