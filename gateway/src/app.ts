@@ -14,7 +14,7 @@ import { forwarder } from './plugins/forwarder.js'
 import type { registerForwarder } from './pipeline/forward.js'
 import { answerUnroutable, proxy } from './plugins/proxy.js'
 import { operationalRoutes } from './plugins/operational-routes.js'
-import { fastifyTrustProxy } from './trust-proxy.js'
+import { fastifyTrustProxy, trustFunction } from './trust-proxy.js'
 
 export interface BuildAppOptions extends LoggingSetupOptions {
   /** Wait for the first JWKS load before resolving (default true; bounded by JWKS_TIMEOUT_MS). */
@@ -41,7 +41,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   }
   // First: every later answer to an allowed origin carries its headers; preflights end here (plugins/cors.ts).
   await app.register(cors, { origins: config.corsOrigins })
-  await app.register(limits, config.limits)
+  await app.register(limits, { ...config.limits, trustedPeer: trustFunction(config.trustProxy) })
   await app.register(securityHeaders)
   await app.register(errorHandler)
   await app.register(authentication, { jwt: config.jwt, cacheMaxEntries: config.verificationCacheMaxEntries, awaitKeys: options.awaitKeys ?? true })
@@ -51,7 +51,8 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     publicUrl: config.publicUrl,
     timeoutMs: config.upstreamTimeoutMs,
     connections: config.upstreamConnections,
-    stallTimeoutMs: config.limits.server.responseStallTimeoutMs
+    stallTimeoutMs: config.limits.server.responseStallTimeoutMs,
+    maxBodyBytes: config.limits.server.maxBodyBytes
   })
   await app.register(proxy, { forwardAuthorization: config.forwardAuthorization })
   await app.register(operationalRoutes, { readinessTimeoutMs: Math.min(2_000, config.upstreamTimeoutMs) })

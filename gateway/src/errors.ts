@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'not_ready'
   | 'internal_error'
   | 'rate_limited'
+  | 'too_many_concurrent_requests'
   | 'overloaded'
   | 'shutting_down'
   | 'payload_too_large'
@@ -72,6 +73,14 @@ export function sendError (reply: FastifyReply, status: number, code: ErrorCode,
     .header('content-type', 'application/json; charset=utf-8')
     .header('cache-control', 'no-store')
     .send(JSON.stringify(errorBody(code, message, String(reply.request.id))))
+}
+
+/**
+ * 429 with Retry-After: the one way the gateway refuses a request for a limit (rate limits, the per-user
+ * concurrency cap), so that every such refusal is answered — and can be counted — alike.
+ */
+export function sendTooManyRequests (reply: FastifyReply, code: 'rate_limited' | 'too_many_concurrent_requests', retryAfterSec: number, message: string): FastifyReply {
+  return sendError(reply.header('retry-after', String(retryAfterSec)), 429, code, message)
 }
 
 /**

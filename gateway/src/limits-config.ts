@@ -35,7 +35,16 @@ export interface ServerLimitSettings {
   connectionsCheckingIntervalMs: number
   /** Max open client connections; further ones are closed at once (0 = unlimited). */
   maxConnections: number
-  /** A request announcing a larger Content-Length is answered 413 before anything is forwarded. */
+  /**
+   * Max open connections from one client address (an IPv6 client's /64), for peers that are not
+   * trusted proxies (TRUST_PROXY); further ones are closed at once (0 = unlimited).
+   */
+  maxConnectionsPerAddress: number
+  /**
+   * Request bodies are read whole, up to this, before a pooled connection to the task service is taken;
+   * a larger Content-Length is answered 413 before authentication, a larger chunked body 413 when it
+   * gets there (pipeline/forward.ts).
+   */
   maxBodyBytes: number
   /** On SIGTERM/SIGINT: keep serving this long with /readyz 503 before closing (plugins/drain.ts). */
   shutdownDrainMs: number
@@ -47,8 +56,14 @@ export interface ServerLimitSettings {
   responseStallTimeoutMs: number
 }
 
+export interface ConcurrencySettings {
+  /** Requests of one user (`sub`) in flight at once in one gateway process; 0 = no cap. */
+  perUserMax: number
+}
+
 export interface LimitsConfig {
   rateLimit: RateLimitSettings
+  concurrency: ConcurrencySettings
   loadShedding: LoadSheddingSettings
   server: ServerLimitSettings
 }
@@ -74,6 +89,10 @@ export const LIMIT_DEFAULTS = {
   requestTimeoutMs: 30_000,
   connectionsCheckingIntervalMs: 1_000,
   maxConnections: 10_000,
+  /** A NAT of ~40 browsers (6 connections each); behind a load balancer, trust it (TRUST_PROXY). */
+  maxConnectionsPerAddress: 256,
+  /** In flight per user: 50 users at 40 requests/s each have ~2 in flight at 50 ms per request. */
+  maxConcurrentPerUser: 32,
   /** 1 MiB; the task service itself refuses bodies over 64 KiB. */
   maxBodyBytes: 1_048_576,
   responseStallTimeoutMs: 10_000
@@ -100,6 +119,9 @@ export function loadLimitsConfig (env: NodeJS.ProcessEnv): LimitsConfig {
       ipMax: int(env, 'RATE_LIMIT_IP_MAX', LIMIT_DEFAULTS.rateLimitIpMax, 0, 100_000_000),
       redisUrl: redisRaw
     },
+    concurrency: {
+      perUserMax: int(env, 'MAX_CONCURRENT_REQUESTS_PER_USER', LIMIT_DEFAULTS.maxConcurrentPerUser, 0, 100_000)
+    },
     loadShedding: {
       maxEventLoopDelayMs: int(env, 'LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS', LIMIT_DEFAULTS.maxEventLoopDelayMs, 0, 600_000),
       maxEventLoopUtilization: fraction(env, 'LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION', LIMIT_DEFAULTS.maxEventLoopUtilization),
@@ -112,6 +134,7 @@ export function loadLimitsConfig (env: NodeJS.ProcessEnv): LimitsConfig {
       requestTimeoutMs,
       connectionsCheckingIntervalMs: Math.min(LIMIT_DEFAULTS.connectionsCheckingIntervalMs, headersTimeoutMs),
       maxConnections: int(env, 'SERVER_MAX_CONNECTIONS', LIMIT_DEFAULTS.maxConnections, 0, 1_000_000),
+      maxConnectionsPerAddress: int(env, 'SERVER_MAX_CONNECTIONS_PER_ADDRESS', LIMIT_DEFAULTS.maxConnectionsPerAddress, 0, 1_000_000),
       maxBodyBytes: int(env, 'MAX_BODY_BYTES', LIMIT_DEFAULTS.maxBodyBytes, 1, 1_073_741_824),
       shutdownDrainMs: int(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 300_000),
       responseStallTimeoutMs: int(env, 'SERVER_RESPONSE_STALL_TIMEOUT_MS', LIMIT_DEFAULTS.responseStallTimeoutMs, 100, 3_600_000)

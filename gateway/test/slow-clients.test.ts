@@ -109,9 +109,60 @@ t.test('connections over SERVER_MAX_CONNECTIONS are closed at once; capacity com
 
 t.test('defaults: headers 10 s, whole request 30 s, 10,000 connections, 1 MiB announced bodies, 10 s response stall', async (t) => {
   const s = loadConfig({ JWT_SECRET: SECRET }).limits?.server
-  t.same(s, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connectionsCheckingIntervalMs: 1_000, maxConnections: 10_000, maxBodyBytes: 1_048_576, shutdownDrainMs: 0, responseStallTimeoutMs: 10_000 })
+  t.same(s, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connectionsCheckingIntervalMs: 1_000, maxConnections: 10_000, maxConnectionsPerAddress: 256, maxBodyBytes: 1_048_576, shutdownDrainMs: 0, responseStallTimeoutMs: 10_000 })
   t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_HEADERS_TIMEOUT_MS: '5000', SERVER_REQUEST_TIMEOUT_MS: '1000' }), /SERVER_REQUEST_TIMEOUT_MS/)
   t.equal(loadConfig({ JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: '2500' }).limits?.server.responseStallTimeoutMs, 2_500)
   t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: '0' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
   t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: 'soon' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
+})
+
+/** Opens `n` idle connections from `localAddress`; counts how many the server has closed. */
+async function idleFlood (port: number, n: number, localAddress = '127.0.0.1'): Promise<{ sockets: net.Socket[], closedByServer: () => number }> {
+  let closed = 0
+  const sockets = await Promise.all(Array.from({ length: n }, async () => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress })
+    s.on('error', () => {})
+    s.once('close', () => { closed++ })
+    await new Promise((resolve) => { s.once('connect', resolve); s.once('close', resolve) })
+    return s
+  }))
+  return { sockets, closedByServer: () => closed }
+}
+
+/** GET /api/tasks over a fresh connection from `localAddress` (node:http: it can bind one). */
+async function getFrom (port: number, localAddress: string): Promise<number> {
+  const http = await import('node:http')
+  return await new Promise((resolve, reject) => {
+    const r = http.get({ host: '127.0.0.1', port, path: '/api/tasks', localAddress, agent: false, headers: bearer(token) }, (res) => {
+      res.resume()
+      res.on('end', () => { resolve(res.statusCode ?? 0) })
+    })
+    r.on('error', reject)
+  })
+}
+
+t.test('300 idle connections from one address: all but SERVER_MAX_CONNECTIONS_PER_ADDRESS are closed at once; other addresses are served; its capacity comes back', async (t) => {
+  // The ratio of the default case (10,000 idle connections against SERVER_MAX_CONNECTIONS 10,000), scaled down.
+  const capped = await startGateway({ TASK_SERVICE_URL: up.url, SERVER_MAX_CONNECTIONS: '100', SERVER_MAX_CONNECTIONS_PER_ADDRESS: '20' })
+  t.teardown(() => capped.close())
+  const flood = await idleFlood(capped.port, 300)
+  t.teardown(() => { for (const s of flood.sockets) s.destroy() })
+  await eventually(() => flood.closedByServer() === 280, 10_000)
+  t.equal(await getFrom(capped.port, '127.0.0.2'), 200, 'another address is served')
+  t.equal(await getFrom(capped.port, '127.0.0.3'), 200, 'and another')
+  await t.rejects(getFrom(capped.port, '127.0.0.1'), 'the flooding address gets no further connection')
+  t.equal(flood.closedByServer(), 280, 'the 20 allowed stay open')
+  for (const s of flood.sockets) s.destroy()
+  await eventually(async () => { try { return await getFrom(capped.port, '127.0.0.1') === 200 } catch { return false } }, 10_000)
+  t.pass('served again once its connections closed')
+})
+
+t.test('a trusted proxy (TRUST_PROXY) is not capped per address', async (t) => {
+  const proxied = await startGateway({ TASK_SERVICE_URL: up.url, SERVER_MAX_CONNECTIONS_PER_ADDRESS: '5', TRUST_PROXY: '127.0.0.1' })
+  t.teardown(() => proxied.close())
+  const flood = await idleFlood(proxied.port, 20)
+  t.teardown(() => { for (const s of flood.sockets) s.destroy() })
+  t.equal(await getFrom(proxied.port, '127.0.0.1'), 200)
+  t.equal(flood.closedByServer(), 0, 'all 20 connections of the proxy stay open')
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_MAX_CONNECTIONS_PER_ADDRESS: 'lots' }), /SERVER_MAX_CONNECTIONS_PER_ADDRESS/)
 })

@@ -13,8 +13,14 @@
 //   60 s (bounded by the server's Keep-Alive hint), connect timeout = UPSTREAM_TIMEOUT_MS. TLS
 //   certificates are verified.
 // - No retries: a request reaches the task service at most once.
-// - Deadline: UPSTREAM_TIMEOUT_MS counts from the moment forwarding starts — time queued in the pool
-//   (all connections busy), connecting, sending the body and waiting for response headers. When it
+// - Body first: a request's body is read whole (up to MAX_BODY_BYTES; a larger chunked body → 413 and
+//   the connection closed) before the request is handed to the pool, so a client that trickles its body
+//   holds its own socket and one of its in-flight slots (plugins/concurrency.ts), never one of the
+//   task service's pooled connections. A client that leaves mid-body is logged (499) and nothing is
+//   sent. The read itself is bounded by SERVER_REQUEST_TIMEOUT_MS (Node answers 408 and closes).
+// - Deadline: UPSTREAM_TIMEOUT_MS counts from the moment forwarding starts (the body in hand) — time
+//   queued in the pool (all connections busy), connecting, sending the body and waiting for response
+//   headers. When it
 //   passes, the client gets 504 upstream_timeout and the upstream request is aborted (a queued one is
 //   never sent; a sent one has its connection closed), so a hanging task service cannot make
 //   requests wait N × the timeout behind each other. (undici's own headers timeout only starts once
@@ -27,8 +33,6 @@
 //   the upstream request aborted, since undici's body timeout does not run while a response is paused.
 //   (Progress is seen when Node hands bytes to the kernel, which takes the client reading a part of the
 //   socket buffers: a client reading a multi-megabyte answer very slowly can look stalled.)
-// - The copy of the client's body never has an unhandled 'error' (a POST abandoned while it waits for a
-//   connection must not stop the process).
 // - Pipelined requests are forwarded as they arrive; each answer waits for the ones before it (Node
 //   queues them). Such an answer has no socket yet, so its stall timer starts only when its turn comes,
 //   and the connection itself is watched for the client leaving (Node emits no 'close' on it then).
@@ -44,7 +48,6 @@
 // Properties over random well- and ill-behaved clients (pipelining, leaving, not reading, half-closing):
 // gateway/test/connection-chaos.test.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
 import { sendError } from '../errors.js'
@@ -62,6 +65,8 @@ export interface ForwardOptions {
   connections: number
   /** How long a client may take none of its response before it is cut off (SERVER_RESPONSE_STALL_TIMEOUT_MS). */
   stallTimeoutMs: number
+  /** The largest request body read and forwarded (MAX_BODY_BYTES). */
+  maxBodyBytes: number
   /** True when every response must close its connection (the gateway is draining). */
   closeConnections?: () => boolean
 }
@@ -116,8 +121,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   private stallMark = 0
   private readonly res: ServerResponse
   private readonly timer: NodeJS.Timeout
-  /** The copy of the client's body handed to undici (null: no body). */
-  readonly body: PassThrough | null
   private closeSeen = false
 
   constructor (
@@ -127,7 +130,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly settings: ExchangeSettings
   ) {
     this.res = reply.raw
-    this.body = requestBody(request.raw, this)
     this.timer = setTimeout(onDeadline, settings.timeoutMs, this)
     this.res.once('close', () => { this.connectionClosed() })
     // A pipelined request's response has no socket until the answers before it are out, and Node emits
@@ -155,12 +157,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.controller = controller
     // Dropped while it waited for a connection (client gone, deadline passed). Throwing here makes undici
     // fail the request before a byte is written and leave the connection in the pool; controller.abort()
-    // would destroy that healthy connection as if a request on it had been cut off mid-way. undici does
-    // not destroy the body on this path: done here.
-    if (this.pendingAbort !== undefined) {
-      this.body?.destroy()
-      throw this.pendingAbort
-    }
+    // would destroy that healthy connection as if a request on it had been cut off mid-way.
+    if (this.pendingAbort !== undefined) throw this.pendingAbort
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -280,18 +278,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.connectionClosed()
   }
 
-  /**
-   * The client's body stopped before its end (its connection closed, or it errored). Once the request
-   * is on a connection, the error makes undici abort it (that connection cannot be reused). While it
-   * still waits for one, the copy is destroyed quietly: an error there would make undici destroy the
-   * healthy connection it is later given, and the request is dropped by onRequestStart() instead.
-   */
-  clientBodyCut (err: Error): void {
-    if (this.body === null) return
-    if (this.controller !== undefined) this.body.destroy(err)
-    else this.body.destroy()
-  }
-
   clientClosed (): void {
     clearTimeout(this.stallTimer)
     if (this.state === 'waiting' || this.state === 'streaming') {
@@ -348,24 +334,49 @@ function onDeadline (exchange: Exchange): void {
   exchange.deadlinePassed()
 }
 
-/**
- * The request body for undici, or null when the request has none. A body is handed over through a
- * PassThrough, so that aborting the upstream request destroys only that copy, never the client's
- * socket (a 504 must still reach the client).
- */
-function requestBody (raw: IncomingMessage, exchange: Exchange): PassThrough | null {
-  const length = raw.headers['content-length']
-  if (raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return null
-  const copy = new PassThrough()
-  // undici listens for a body's errors only once the request sits in a connection's queue; while it
-  // waits in the pool's own queue nothing else would, and an unhandled 'error' stops the process.
-  copy.on('error', ignoreError)
-  raw.once('error', (err) => { exchange.clientBodyCut(err) })
-  raw.once('close', () => { if (!raw.readableEnded) exchange.clientBodyCut(new Error('client aborted the request body')) })
-  return raw.pipe(copy)
-}
+type BodyOutcome = { body: Buffer | null } | { failed: 'too_large' | 'client_gone' }
 
-function ignoreError (): void {}
+/**
+ * Reads the request's body whole (null when it has none), at most `maxBytes`. Calls `done` once: with
+ * the body, or with why there is none to forward (larger than `maxBytes`: reading stops there; the
+ * client's connection closed or errored before the end).
+ */
+function readBody (raw: IncomingMessage, maxBytes: number, done: (outcome: BodyOutcome) => void): void {
+  const length = raw.headers['content-length']
+  if (raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
+    done({ body: null })
+    return
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  let over = false
+  const finish = (outcome: BodyOutcome): void => {
+    if (over) return
+    over = true
+    raw.off('data', onData)
+    raw.off('end', onEnd)
+    raw.off('close', onClose)
+    raw.off('error', onError)
+    done(outcome)
+  }
+  const onData = (chunk: Buffer): void => {
+    size += chunk.length
+    if (size > maxBytes) {
+      raw.pause()
+      finish({ failed: 'too_large' })
+      return
+    }
+    chunks.push(chunk)
+  }
+  const onEnd = (): void => { finish({ body: Buffer.concat(chunks, size) }) }
+  const onClose = (): void => { finish({ failed: 'client_gone' }) }
+  // An error is followed by 'close'; the listener keeps it from being unhandled (which would stop the process).
+  const onError = (): void => { finish({ failed: 'client_gone' }) }
+  raw.on('data', onData)
+  raw.once('end', onEnd)
+  raw.once('close', onClose)
+  raw.once('error', onError)
+}
 
 /** The pool to the task service (also used, in the forwarder A/B bench, by the reply-from engine). */
 export function createUpstreamPool (origin: string, opts: Pick<ForwardOptions, 'connections' | 'timeoutMs'>): Pool {
@@ -383,6 +394,7 @@ export function createUpstreamPool (origin: string, opts: Pick<ForwardOptions, '
 export async function registerForwarder (app: FastifyInstance, opts: ForwardOptions): Promise<Forwarder> {
   const origin = new URL(opts.origin).origin
   const pool = createUpstreamPool(origin, opts)
+  const maxBodyBytes = opts.maxBodyBytes
   const settings: ExchangeSettings = { rules: referenceRules(origin, opts.publicUrl), timeoutMs: opts.timeoutMs, stallTimeoutMs: opts.stallTimeoutMs, closeConnections: opts.closeConnections }
   // Expect: 100-continue. With a 'checkContinue' listener Node does not send 100 Continue by itself;
   // the request goes through the pipeline like any other, and forward() sends 100 Continue only once
@@ -407,14 +419,30 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
         return
       }
       if (typeof expect === 'string' && expect.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
-      const exchange = new Exchange(request, reply, route.publicPrefix, settings)
-      pool.dispatch({
-        origin,
-        path: route.query === '' ? route.upstreamPath : route.upstreamPath + '?' + route.query,
-        method: request.method as Dispatcher.HttpMethod,
-        headers,
-        body: exchange.body
-      }, exchange)
+      readBody(raw, maxBodyBytes, (outcome) => {
+        if ('failed' in outcome) {
+          if (outcome.failed === 'client_gone' || clientGone(reply.raw)) {
+            logAccess(request.server.log, request, reply, true)
+            return
+          }
+          // The rest of the body is never read: the connection closes after the answer.
+          reply.header('connection', 'close')
+          sendError(reply, 413, 'payload_too_large', `request body larger than ${maxBodyBytes} bytes`)
+          return
+        }
+        if (clientGone(reply.raw)) {
+          logAccess(request.server.log, request, reply, true)
+          return
+        }
+        const exchange = new Exchange(request, reply, route.publicPrefix, settings)
+        pool.dispatch({
+          origin,
+          path: route.query === '' ? route.upstreamPath : route.upstreamPath + '?' + route.query,
+          method: request.method as Dispatcher.HttpMethod,
+          headers,
+          body: outcome.body
+        }, exchange)
+      })
     },
     upstreamReady
   }

@@ -43,6 +43,7 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
   // Stages 3+4.
   function forward (request: FastifyRequest, reply: FastifyReply): void {
     const access = request.access as Access
+    if (!app.acquireUserSlot(request, reply, access.identity.sub)) return
     const headers = rewriteHeaders({
       rawHeaders: request.raw.rawHeaders,
       sub: access.identity.sub,
