@@ -158,3 +158,22 @@ t.test('two gateways sharing one Redis enforce one limit', { skip: redisUp ? fal
   t.equal((await get(b.url + '/api/tasks', bearer(token))).status, 429, 'and by gateway B')
   t.equal(up.tasks().length, 6)
 })
+
+t.test('per IP: only GET/HEAD on /healthz and /readyz are exempt; other methods on them count and are cut off before authentication', async (t) => {
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => gw.close())
+  const statuses: number[] = []
+  for (const method of ['POST', 'PUT', 'DELETE']) {
+    const res = await request(gw.url + (method === 'PUT' ? '/readyz' : '/healthz'), { method, headers: { authorization: 'Bearer not.a.token' } })
+    await res.body.dump()
+    statuses.push(res.statusCode)
+  }
+  t.same(statuses, [401, 401, 429])
+  for (const method of ['GET', 'HEAD'] as const) {
+    for (const path of ['/healthz', '/readyz']) {
+      const res = await request(gw.url + path, { method })
+      await res.body.dump()
+      t.equal(res.statusCode, 200, `${method} ${path} is still answered`)
+    }
+  }
+})

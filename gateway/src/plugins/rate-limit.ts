@@ -118,7 +118,9 @@ export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, se
 
   if (perIp !== undefined) {
     app.addHook('onRequest', (request, reply, done) => {
-      if (UNLIMITED_PATHS.has(pathWithoutQuery(request.url))) { done(); return }
+      // Only the probes' own methods are exempt: any other method on these paths is a proxied request
+      // (authenticated, 404/405) and counts like one.
+      if ((request.method === 'GET' || request.method === 'HEAD') && UNLIMITED_PATHS.has(pathWithoutQuery(request.url))) { done(); return }
       count(perIp, 'ip:' + request.ip, request, reply, done)
     })
   }
