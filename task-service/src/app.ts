@@ -8,6 +8,8 @@ import type { TaskServiceConfig } from './config.js'
 import { openDatabase, type Database } from './db.js'
 import { clientErrorHandler, frameworkErrors, loggableError, registerErrorHandling } from './errors.js'
 import { createMetrics, metricsPlugin } from './metrics.js'
+import { allowedHosts } from './plugins/allowed-hosts.js'
+import { gatewayAssertion } from './plugins/gateway-assertion.js'
 import { healthRoutes } from './routes/health.js'
 import { tasksRoutes } from './routes/tasks.js'
 
@@ -86,6 +88,9 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id)
   })
+  // Before any route: the Host allow-list (no DNS rebinding), then the gateway's signed identity on /tasks….
+  await app.register(allowedHosts, { patterns: config.allowedHosts })
+  await app.register(gatewayAssertion, { publicKeys: config.assertionPublicKeys })
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
       {
@@ -107,7 +112,7 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
       info: {
         title: 'task-service',
         version: '0.1.0',
-        description: 'Private, user-scoped task store. Identity comes only from the X-User-Id header set by the gateway. ' +
+        description: 'Private, user-scoped task store. Identity comes only from the X-User-Id header set by the gateway, proven by the identity assertion the gateway signs (X-Gateway-Assertion). ' +
           'Every error is {"error":{"code","message","requestId","details"?}} (components.schemas.Error); an unknown ' +
           'route is 404 route_not_found.'
       }

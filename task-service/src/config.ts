@@ -1,5 +1,6 @@
 // Configuration: read from the environment once, validated, and handed to the rest of the service as a plain object.
 // This is the only module that may read process.env.
+import { createPublicKey } from 'node:crypto'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -19,6 +20,13 @@ export interface TaskServiceConfig {
   metricsPort: number
   /** Interface the metrics listener binds (METRICS_HOST, default 127.0.0.1). */
   metricsHost: string
+  /**
+   * The gateway's Ed25519 public key(s), SPKI PEM (GATEWAY_ASSERTION_PUBLIC_KEY, required). One, or two while
+   * the key pair is rotated: an identity assertion signed by either is accepted.
+   */
+  assertionPublicKeys: string[]
+  /** Host header patterns this service answers (ALLOWED_HOSTS, default DEFAULT_ALLOWED_HOSTS). */
+  allowedHosts: string[]
 }
 
 /** Read by the tracing preload (telemetry.ts) before the app starts; see loadTracingConfig(). */
@@ -30,6 +38,19 @@ export interface TracingConfig {
 }
 
 export const DEFAULT_METRICS_PORT = 9465
+
+/**
+ * Host names the task service answers by default, on any port: `npm start` and tests (loopback), docker compose
+ * (service `task-service`) and a Kubernetes Service named `task-service` in any namespace (`*` is one DNS label).
+ */
+export const DEFAULT_ALLOWED_HOSTS: readonly string[] = [
+  '127.0.0.1', 'localhost', '[::1]',
+  'task-service', 'task-service.*', 'task-service.*.svc', 'task-service.*.svc.cluster.local'
+]
+
+const KEYS_HINT = 'make a key pair with `npm run keys` (or: openssl genpkey -algorithm ed25519 -out assertion.pem && ' +
+  'openssl pkey -in assertion.pem -pubout), give the private key to the gateway as GATEWAY_ASSERTION_PRIVATE_KEY ' +
+  'and the public key to the task service as GATEWAY_ASSERTION_PUBLIC_KEY'
 
 function read (env: NodeJS.ProcessEnv, name: string): string | undefined {
   const value = env[name]
@@ -78,6 +99,62 @@ function parseLogLevel (raw: string | undefined): LogLevel {
   return level as LogLevel
 }
 
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[^-]*-----END \1-----/g
+
+/**
+ * The PEM blocks of an environment value. Docker env files and Kubernetes manifests often carry a PEM on one line
+ * with `\n` escapes instead of newlines: both forms are accepted. Anything besides PEM blocks is an error.
+ */
+export function pemBlocks (name: string, raw: string): { label: string; pem: string }[] {
+  const text = raw.replace(/\\r/g, '').replace(/\\n/g, '\n').replace(/\r\n/g, '\n')
+  const blocks = [...text.matchAll(PEM_BLOCK)].map((m) => ({ label: m[1] as string, pem: m[0] }))
+  if (blocks.length === 0 || text.replace(PEM_BLOCK, '').trim() !== '') {
+    throw new Error(`${name} must hold PEM text (-----BEGIN … KEY----- … -----END … KEY-----, with real newlines or \\n escapes): ${KEYS_HINT}`)
+  }
+  return blocks
+}
+
+function parseAssertionPublicKeys (raw: string | undefined): string[] {
+  const name = 'GATEWAY_ASSERTION_PUBLIC_KEY'
+  if (raw === undefined) {
+    throw new Error(`${name} is not set: the task service only accepts requests that carry an identity assertion signed by the gateway; ${KEYS_HINT}`)
+  }
+  const blocks = pemBlocks(name, raw)
+  if (blocks.length > 2) throw new Error(`${name} holds ${blocks.length} keys; it takes one, or two while the gateway's key pair is rotated`)
+  return blocks.map(({ label, pem }, i) => {
+    const which = blocks.length > 1 ? ` (key ${i + 1})` : ''
+    if (label !== 'PUBLIC KEY') {
+      throw new Error(`${name}${which} must be a public key (-----BEGIN PUBLIC KEY-----), got a ${label}; the private key belongs to the gateway only`)
+    }
+    let type: string | undefined
+    let normalized: string
+    try {
+      const key = createPublicKey(pem)
+      type = key.asymmetricKeyType
+      normalized = key.export({ type: 'spki', format: 'pem' }).toString()
+    } catch {
+      throw new Error(`${name}${which} is not a readable SPKI public key; ${KEYS_HINT}`)
+    }
+    if (type !== 'ed25519') throw new Error(`${name}${which} must be an Ed25519 key, got ${type ?? 'an unknown type'}; ${KEYS_HINT}`)
+    return normalized
+  })
+}
+
+const HOST_PATTERN = /^(?:\[[0-9a-f:.]+\]|(?:\*|[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)(?:\.(?:\*|[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?))*)(?::\d{1,5})?$/
+
+function parseAllowedHosts (raw: string | undefined): string[] {
+  if (raw === undefined) return [...DEFAULT_ALLOWED_HOSTS]
+  const entries = raw.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '')
+  if (entries.length === 0) throw new Error('ALLOWED_HOSTS is empty; list the host names this service is reached by, e.g. task-service,127.0.0.1')
+  for (const entry of entries) {
+    const port = /:(\d+)$/.exec(entry)?.[1]
+    if (!HOST_PATTERN.test(entry) || (port !== undefined && Number(port) > 65535)) {
+      throw new Error(`ALLOWED_HOSTS entries must be host names or IP addresses with an optional :port ("*" stands for one DNS label, e.g. task-service.*.svc), got "${entry}"`)
+    }
+  }
+  return entries
+}
+
 /** Reads and validates the configuration. Throws an Error whose message says which variable to fix and how. */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): TaskServiceConfig {
   const port = parsePort(read(env, 'PORT'))
@@ -92,7 +169,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): TaskServiceCo
     dataDir: read(env, 'DATA_DIR') ?? './data',
     logLevel: parseLogLevel(read(env, 'LOG_LEVEL')),
     metricsPort,
-    metricsHost: parseHost(read(env, 'METRICS_HOST'), 'METRICS_HOST')
+    metricsHost: parseHost(read(env, 'METRICS_HOST'), 'METRICS_HOST'),
+    allowedHosts: parseAllowedHosts(read(env, 'ALLOWED_HOSTS')),
+    assertionPublicKeys: parseAssertionPublicKeys(read(env, 'GATEWAY_ASSERTION_PUBLIC_KEY'))
   }
 }
 

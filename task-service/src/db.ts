@@ -1,9 +1,9 @@
 // The database seam: one small interface, two implementations (PostgreSQL through a pg pool, and embedded PGlite).
 // Both speak the same SQL; callers never know which one they have.
-import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
+import { OwnerOnlyNodeFS, prepareDataDir } from './data-dir.js'
 
 export interface QueryResult<R> {
   rows: R[]
@@ -213,9 +213,9 @@ export class PgliteDatabase extends PgliteQueryable implements Database {
 
   /** Opens (creating if needed) a database in dataDir, or an in-memory one when dataDir is undefined. */
   static async open (dataDir?: string, loadDataDir?: Blob): Promise<PgliteDatabase> {
-    if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
+    if (dataDir !== undefined) await prepareDataDir(dataDir, { contents: true })
     const pglite = await PGlite.create({
-      ...(dataDir !== undefined ? { dataDir } : {}),
+      ...(dataDir !== undefined ? { fs: new OwnerOnlyNodeFS(dataDir) } : {}),
       ...(loadDataDir !== undefined ? { loadDataDir } : {})
     })
     return new PgliteDatabase(pglite)
@@ -242,5 +242,7 @@ export async function openDatabase (
   if (config.databaseUrl !== undefined) {
     return new PostgresDatabase({ connectionString: config.databaseUrl, ...(onIdleError ? { onIdleError } : {}) })
   }
+  // DATA_DIR itself is made owner-only too, not just the pglite folder inside it.
+  await prepareDataDir(resolve(config.dataDir))
   return PgliteDatabase.open(resolve(config.dataDir, 'pglite'))
 }

@@ -1,12 +1,15 @@
 // Test helpers: a ready app on a private database — in-memory PGlite by default, or a fresh PostgreSQL schema when
 // TEST_DATABASE_URL is set — torn down with the test. Used by this workspace's tests and the root end-to-end tests.
-import { randomBytes } from 'node:crypto'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import { SignJWT } from 'jose'
 import pg from 'pg'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
 import type { TaskServiceConfig } from '../src/config.js'
 import { PgliteDatabase, PostgresDatabase, type Database } from '../src/db.js'
 import { runMigrations } from '../src/migrate.js'
+import { readUserId } from '../src/identity.js'
+import { ASSERTION_HEADER } from '../src/plugins/gateway-assertion.js'
 
 /** The part of a tap Test these helpers need. */
 export interface TestContext {
@@ -16,8 +19,87 @@ export interface TestContext {
 export const TEST_DATABASE_URL: string | undefined = process.env.TEST_DATABASE_URL || undefined
 export const BACKEND: 'postgres' | 'pglite' = TEST_DATABASE_URL ? 'postgres' : 'pglite'
 
+/**
+ * The test stand-in for the gateway's key pair (made once per process): the task service under test trusts the
+ * public half; tests, and gateways started by tests, sign identity assertions with the private half.
+ */
+export const TEST_ASSERTION_KEYS = (() => {
+  const pair = generateKeyPairSync('ed25519')
+  return {
+    privateKey: pair.privateKey,
+    privateKeyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKeyPem: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  }
+})()
+
+export interface AssertionOverrides {
+  header?: Record<string, unknown>
+  claims?: Record<string, unknown>
+  /** Signing key (default: the trusted test key). */
+  key?: Parameters<SignJWT['sign']>[0]
+}
+
+/** An identity assertion for sub, as the gateway makes it; overrides make the variants the contract refuses. */
+export async function signAssertion (sub: string, overrides: AssertionOverrides = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  const claims: Record<string, unknown> = { iss: 'gateway', aud: 'task-service', sub, iat: now, exp: now + 300, ...overrides.claims }
+  const payload = Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== undefined))
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'gateway-assertion+jwt', ...overrides.header } as { alg: string })
+    .sign(overrides.key ?? TEST_ASSERTION_KEYS.privateKey)
+}
+
+const assertions = new Map<string, Promise<string>>()
+/** A valid assertion for userId (made once per user per test process; valid for 300 s). */
+export function assertionFor (userId: string): Promise<string> {
+  let a = assertions.get(userId)
+  if (a === undefined) {
+    a = signAssertion(userId)
+    assertions.set(userId, a)
+  }
+  return a
+}
+
+/** X-User-Id with its signed X-Gateway-Assertion: what the gateway sends. */
+export async function identityHeaders (userId: string): Promise<Record<string, string>> {
+  return { 'x-user-id': userId, [ASSERTION_HEADER]: await assertionFor(userId) }
+}
+
 export function testConfig (overrides: Partial<TaskServiceConfig> = {}): TaskServiceConfig {
-  return { port: 0, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'silent', metricsPort: 0, metricsHost: '127.0.0.1', ...overrides }
+  return {
+    port: 0,
+    host: '127.0.0.1',
+    databaseUrl: undefined,
+    dataDir: './data',
+    logLevel: 'silent',
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    assertionPublicKeys: [TEST_ASSERTION_KEYS.publicKeyPem],
+    allowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
+    ...overrides
+  }
+}
+
+/**
+ * Adds the signed assertion a gateway would send to an inject() request that names a user in X-User-Id and
+ * carries no X-Gateway-Assertion of its own, so that tests about tasks talk to the service the way the gateway
+ * does. (An X-User-Id the service refuses anyway is left unsigned.)
+ */
+async function signedInjectOptions (options: InjectOptions | string): Promise<InjectOptions | string> {
+  if (typeof options === 'string' || options.headers === undefined) return options
+  const headers = options.headers as Record<string, unknown>
+  const names = Object.keys(headers).map((n) => n.toLowerCase())
+  if (names.includes(ASSERTION_HEADER)) return options
+  const userHeader = Object.keys(headers).find((n) => n.toLowerCase() === 'x-user-id')
+  const value = userHeader === undefined ? undefined : headers[userHeader]
+  if (typeof value !== 'string') return options
+  let userId: string
+  try {
+    userId = readUserId(value, [])
+  } catch {
+    return options
+  }
+  return { ...options, headers: { ...headers, [ASSERTION_HEADER]: await assertionFor(userId) } }
 }
 
 /** A fresh schema name, unique across parallel test processes. */
@@ -88,7 +170,12 @@ export async function openTestDatabase (
  */
 export async function buildTestApp (
   t: TestContext,
-  options: Omit<BuildAppOptions, 'db'> & { db?: Database; config?: Partial<TaskServiceConfig> } = {}
+  options: Omit<BuildAppOptions, 'db'> & {
+    db?: Database
+    config?: Partial<TaskServiceConfig>
+    /** inject() signs requests with X-User-Id as the gateway would (default true); false: sent as given. */
+    signRequests?: boolean
+  } = {}
 ): Promise<FastifyInstance> {
   const opened = options.db ? undefined : await openPrivateDatabase()
   const db = options.db ?? (opened as { db: Database }).db
@@ -104,6 +191,10 @@ export async function buildTestApp (
   })
   built.app = app
   await app.ready()
+  if (options.signRequests !== false) {
+    const inject = app.inject.bind(app) as (o: InjectOptions | string) => Promise<LightMyRequestResponse>
+    Object.assign(app, { inject: async (o: InjectOptions | string) => inject(await signedInjectOptions(o)) })
+  }
   return app
 }
 
@@ -136,7 +227,7 @@ export async function createTask (
   userId: string,
   body: Record<string, unknown> = { title: 'a task' }
 ): Promise<TaskJson> {
-  const res = await app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': userId }, payload: body })
+  const res = await app.inject({ method: 'POST', url: '/tasks', headers: await identityHeaders(userId), payload: body })
   if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
   return res.json<TaskJson>()
 }

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadMigrations, runMigrations } from '../src/migrate.js'
-import { BACKEND, createTask, openTestDatabase, testConfig, type TaskJson } from './helpers.js'
+import { BACKEND, createTask, identityHeaders, openTestDatabase, testConfig, type TaskJson } from './helpers.js'
 
 async function tempDir (t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'task-service-test-'))
@@ -91,13 +91,13 @@ t.test('PGlite on disk: data survives a restart, and the restart migrates nothin
   t.equal(first.db.kind, 'pglite')
   const user = 'persistent-user'
   const task = await createTask(first, user, { title: 'survive me', description: 'ü 👍' })
-  await first.inject({ method: 'PATCH', url: `/tasks/${task.id}/complete`, headers: { 'x-user-id': user } })
+  await first.inject({ method: 'PATCH', url: `/tasks/${task.id}/complete`, headers: await identityHeaders(user) })
   await first.close()
 
   const second = await buildApp(config)
   t.teardown(() => second.close())
   t.same(await runMigrations(second.db), [], 'already migrated')
-  const res = await second.inject({ url: '/tasks', headers: { 'x-user-id': user } })
+  const res = await second.inject({ url: '/tasks', headers: await identityHeaders(user) })
   const list = res.json<TaskJson[]>()
   t.equal(list.length, 1)
   t.match(list[0], { id: task.id, title: 'survive me', description: 'ü 👍', completed: true })
