@@ -54,7 +54,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
     stallTimeoutMs: config.limits.server.responseStallTimeoutMs,
     maxBodyBytes: config.limits.server.maxBodyBytes
   })
-  await app.register(proxy, { forwardAuthorization: config.forwardAuthorization })
+  await app.register(proxy, { forwardAuthorization: config.forwardAuthorization, assertionPrivateKey: config.assertionPrivateKey })
   await app.register(operationalRoutes, { readinessTimeoutMs: Math.min(2_000, config.upstreamTimeoutMs) })
   return app
 }

@@ -1,5 +1,6 @@
 // Configuration: read from the environment once, validated, fails closed.
 // This is the only module that may read process.env (lint rule). The gateway never reads `.env` itself.
+import { createPrivateKey } from 'node:crypto'
 import { ConfigError, fail, int, str } from './env-readers.js'
 import { loadLimitsConfig, type LimitsConfig } from './limits-config.js'
 import { parseTrustProxy, type TrustProxySetting } from './trust-proxy.js'
@@ -68,6 +69,31 @@ export interface GatewayConfig {
   trustProxy: TrustProxySetting
   /** Rate limits, load shedding, slow-client limits (limits-config.ts). */
   limits: LimitsConfig
+  /** Ed25519 private key, PKCS#8 PEM, that signs the identity assertion sent with every forwarded request. */
+  assertionPrivateKey: string
+}
+
+const KEYS_HINT = 'make a key pair with `npm run keys` (or: openssl genpkey -algorithm ed25519 -out assertion.pem && ' +
+  'openssl pkey -in assertion.pem -pubout), give the private key to the gateway as GATEWAY_ASSERTION_PRIVATE_KEY ' +
+  'and the public key to the task service as GATEWAY_ASSERTION_PUBLIC_KEY'
+
+/** GATEWAY_ASSERTION_PRIVATE_KEY: one PKCS#8 PEM block, with real newlines or `\n` escapes (docker env files). */
+function assertionPrivateKey (env: NodeJS.ProcessEnv): string {
+  const name = 'GATEWAY_ASSERTION_PRIVATE_KEY'
+  const raw = str(env, name)
+  if (raw === undefined) fail(`${name} is not set: the gateway signs the identity it forwards, and the task service accepts nothing else; ${KEYS_HINT}`)
+  const text = raw.replace(/\\r/g, '').replace(/\\n/g, '\n').replace(/\r\n/g, '\n').trim()
+  if (!/^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\s]+\n-----END PRIVATE KEY-----$/.test(text)) {
+    fail(`${name} must be one PKCS#8 PEM block (-----BEGIN PRIVATE KEY----- … -----END PRIVATE KEY-----, with real newlines or \\n escapes); ${KEYS_HINT}`)
+  }
+  let key
+  try {
+    key = createPrivateKey(text)
+  } catch {
+    return fail(`${name} is not a readable PKCS#8 private key; ${KEYS_HINT}`)
+  }
+  if (key.asymmetricKeyType !== 'ed25519') fail(`${name} must be an Ed25519 key, got ${key.asymmetricKeyType ?? 'an unknown type'}; ${KEYS_HINT}`)
+  return key.export({ type: 'pkcs8', format: 'pem' }).toString()
 }
 
 export { ConfigError }
@@ -203,6 +229,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     // At most 8 KiB: pino's destination refuses a buffer of its write size (16 KiB) or more.
     logBufferBytes: int(env, 'LOG_BUFFER_BYTES', 4096, 0, 8192),
     trustProxy: parseTrustProxy(str(env, 'TRUST_PROXY')),
-    limits: loadLimitsConfig(env)
+    limits: loadLimitsConfig(env),
+    assertionPrivateKey: assertionPrivateKey(env)
   }
 }

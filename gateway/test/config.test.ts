@@ -9,11 +9,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
-import { SECRET } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET } from './helpers/keys.js'
 import { startUpstream } from './helpers/upstream.js'
 
 t.test('defaults with only JWT_SECRET', async (t) => {
-  const c = loadConfig({ JWT_SECRET: SECRET })
+  const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET })
   t.equal(c.port, 8080)
   t.equal(c.host, '127.0.0.1')
   t.equal(c.taskServiceUrl, 'http://127.0.0.1:3001')
@@ -30,26 +30,26 @@ t.test('defaults with only JWT_SECRET', async (t) => {
 })
 
 t.test('BETTER_AUTH_SECRET is an alias for JWT_SECRET (JWT_SECRET wins)', async (t) => {
-  t.equal(loadConfig({ BETTER_AUTH_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
-  t.equal(loadConfig({ BETTER_AUTH_SECRET: 'b'.repeat(40), JWT_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
+  t.equal(loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
+  t.equal(loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_SECRET: 'b'.repeat(40), JWT_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
 })
 
 t.test('BETTER_AUTH_URL derives the JWKS URL, issuer and audience (each overridable)', async (t) => {
-  const c = loadConfig({ BETTER_AUTH_URL: 'https://auth.example.com/' })
+  const c = loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_URL: 'https://auth.example.com/' })
   t.equal(c.jwt.jwks?.url, 'https://auth.example.com/api/auth/jwks')
   t.equal(c.jwt.issuer, 'https://auth.example.com')
   t.same(c.jwt.audience, ['https://auth.example.com'])
   t.same(c.jwt.asymmetricAlgorithms, ['EdDSA', 'Ed25519', 'ES256', 'ES512', 'RS256', 'PS256'])
   t.same(c.jwt.hmacAlgorithms, [])
   t.same(c.jwt.jwks, { url: 'https://auth.example.com/api/auth/jwks', refreshMs: 300_000, cooldownMs: 2_000, staleMaxMs: 3_600_000, timeoutMs: 3_000 })
-  const o = loadConfig({ BETTER_AUTH_URL: 'https://auth.example.com', JWKS_URL: 'http://127.0.0.1:9/keys', JWT_ISSUER: 'iss-x', JWT_AUDIENCE: 'a, b' })
+  const o = loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_URL: 'https://auth.example.com', JWKS_URL: 'http://127.0.0.1:9/keys', JWT_ISSUER: 'iss-x', JWT_AUDIENCE: 'a, b' })
   t.equal(o.jwt.jwks?.url, 'http://127.0.0.1:9/keys')
   t.equal(o.jwt.issuer, 'iss-x')
   t.same(o.jwt.audience, ['a', 'b'])
 })
 
 t.test('every setting is read', async (t) => {
-  const c = loadConfig({
+  const c = loadConfig({ ...ASSERTION_ENV,
     PORT: '9000',
     HOST: '0.0.0.0',
     TASK_SERVICE_URL: 'http://tasks:3001/',
@@ -83,7 +83,7 @@ t.test('every setting is read', async (t) => {
   t.equal(c.verificationCacheMaxEntries, 50)
   t.equal(c.upstreamConnections, 16)
   t.equal(c.logBufferBytes, 0)
-  t.equal(loadConfig({ JWT_SECRET: SECRET }).logBufferBytes, 4096, 'batched by default')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).logBufferBytes, 4096, 'batched by default')
 })
 
 const FAILS: Array<[string, Record<string, string>, RegExp]> = [
@@ -139,7 +139,7 @@ t.test('bad config: one clear stderr line, exit 1, never listening — and a str
 t.test('good config: listens, serves /healthz, exits 0 on SIGTERM', async (t) => {
   const up = await startUpstream()
   t.teardown(() => up.close())
-  const child = runServer({ PORT: '0', JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info' }, process.cwd())
+  const child = runServer({ ...ASSERTION_ENV, PORT: '0', JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info' }, process.cwd())
   let stdout = ''
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout?.on('data', (c: Buffer) => {

@@ -162,6 +162,7 @@ t.test('the rewrite stage on its own: allow-list, then set (never append)', asyn
   const out = rewriteHeaders({
     rawHeaders: ['X-User-Id', 'a', 'x_user_id', 'b', 'Host', 'h.example', 'Content-Type', 'text/plain', 'Accept', 'a', 'accept', 'b', 'Connection', 'if-match', 'If-Match', '"1"', 'Authorization', 'Bearer x', 'X-Request-Id', 'spoof', 'User-Id', 'u'],
     sub: 'sub-1',
+    assertion: 'signed-assertion',
     requestId: 'rid',
     clientIp: '10.0.0.1',
     proto: 'http',
@@ -171,12 +172,13 @@ t.test('the rewrite stage on its own: allow-list, then set (never append)', asyn
     'content-type': 'text/plain',
     accept: 'a, b',
     'x-user-id': 'sub-1',
+    'x-gateway-assertion': 'signed-assertion',
     'x-request-id': 'rid',
     'x-forwarded-for': '10.0.0.1',
     'x-forwarded-proto': 'http',
     'x-forwarded-host': 'h.example'
   })
-  const withAuth = rewriteHeaders({ rawHeaders: ['Authorization', 'Bearer x', 'Proxy-Authorization', 'Basic y'], sub: 's', requestId: 'r', clientIp: undefined, proto: 'https', forwardAuthorization: true })
+  const withAuth = rewriteHeaders({ rawHeaders: ['Authorization', 'Bearer x', 'Proxy-Authorization', 'Basic y'], sub: 's', assertion: 'a', requestId: 'r', clientIp: undefined, proto: 'https', forwardAuthorization: true })
   t.equal(withAuth.authorization, 'Bearer x', 'FORWARD_AUTHORIZATION adds Authorization to the list')
   t.notOk('proxy-authorization' in withAuth)
 })
@@ -185,6 +187,7 @@ t.test('header names that are Object.prototype members (constructor, __proto__) 
   const out = rewriteHeaders({
     rawHeaders: ['Constructor', 'a', '__proto__', 'b', 'constructor', 'c', 'toString', 'd'],
     sub: 'sub-1',
+    assertion: 'signed-assertion',
     requestId: 'rid',
     clientIp: undefined,
     proto: 'http',

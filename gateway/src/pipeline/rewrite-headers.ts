@@ -29,7 +29,7 @@ export const FORWARDED_REQUEST_HEADERS: readonly string[] = [
  * (gateway/test/properties.test.ts) allows exactly these two lists.
  */
 export const GATEWAY_SET_HEADERS: readonly string[] = [
-  'x-user-id', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'
+  'x-user-id', 'x-gateway-assertion', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'
 ]
 
 const FORWARDED = new Set(FORWARDED_REQUEST_HEADERS)
@@ -39,6 +39,8 @@ const HOST = /^[A-Za-z0-9.\-:[\]]{1,255}$/
 export interface RewriteInput {
   rawHeaders: readonly string[]
   sub: string
+  /** The signed identity assertion for sub (X-Gateway-Assertion). */
+  assertion: string
   requestId: string
   clientIp: string | undefined
   proto: 'http' | 'https'
@@ -75,6 +77,7 @@ export function rewriteHeaders (input: RewriteInput): Record<string, string> {
   }
   // ---- set by the gateway (GATEWAY_SET_HEADERS): set, never appended ----
   out['x-user-id'] = Buffer.from(input.sub, 'utf8').toString('latin1')
+  out['x-gateway-assertion'] = input.assertion
   out['x-request-id'] = input.requestId
   if (input.clientIp !== undefined) out['x-forwarded-for'] = input.clientIp
   out['x-forwarded-proto'] = input.proto

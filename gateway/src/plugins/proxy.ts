@@ -8,6 +8,7 @@ import { sendError } from '../errors.js'
 import type { Access } from '../pipeline/access.js'
 import { authorize, isRejection, type AuthorizedRoute } from '../pipeline/authorize.js'
 import { rewriteHeaders } from '../pipeline/rewrite-headers.js'
+import { IdentityAssertionSigner } from '../pipeline/identity-assertion.js'
 import { setGatewayHeaders } from '../response-headers.js'
 import { isPreflight } from './cors.js'
 import { isDraining } from './drain.js'
@@ -15,6 +16,8 @@ import { isDraining } from './drain.js'
 export interface ProxyOptions {
   /** Forward the client's Authorization header too (FORWARD_AUTHORIZATION). */
   forwardAuthorization: boolean
+  /** Signs the identity assertion the task service demands (GATEWAY_ASSERTION_PRIVATE_KEY, PKCS#8 PEM). */
+  assertionPrivateKey: string
 }
 
 export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<void> {
@@ -40,13 +43,21 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
     })
   }
 
-  // Stages 3+4.
+  // Stages 3+4. The identity assertion is cached per user: synchronous except on a user's first request
+  // (and once every few minutes after), when it is signed.
+  const signer = await IdentityAssertionSigner.create(opts.assertionPrivateKey)
   function forward (request: FastifyRequest, reply: FastifyReply): void {
+    const assertion = signer.assertionFor((request.access as Access).identity.sub)
+    if (typeof assertion === 'string') forwardWith(request, reply, assertion)
+    else assertion.then((a) => { forwardWith(request, reply, a) }, (err: unknown) => { reply.send(err) })
+  }
+  function forwardWith (request: FastifyRequest, reply: FastifyReply, assertion: string): void {
     const access = request.access as Access
     if (!app.acquireUserSlot(request, reply, access.identity.sub)) return
     const headers = rewriteHeaders({
       rawHeaders: request.raw.rawHeaders,
       sub: access.identity.sub,
+      assertion,
       requestId: String(request.id),
       // The client as TRUST_PROXY defines it (the socket's peer when no proxy is trusted); the scheme
       // from a trusted proxy's X-Forwarded-Proto, else the socket's.

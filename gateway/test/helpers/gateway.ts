@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { SECRET } from './keys.js'
+import { ASSERTION_ENV, SECRET } from './keys.js'
 
 export interface RunningGateway {
   app: FastifyInstance
@@ -16,7 +16,7 @@ export interface RunningGateway {
 export async function startGateway (env: Record<string, string>, opts: { listen?: boolean } = {}): Promise<RunningGateway> {
   // Load shedding off unless a test sets it: on a busy CI machine a starved sample would turn requests of
   // tests that assert "never a 5xx" into 503s. load-shedding.test.ts sets its own thresholds.
-  const config = loadConfig({ JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
+  const config = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
   const app = await buildApp(config, { logger: false })
   let port = 0
   if (opts.listen !== false) {

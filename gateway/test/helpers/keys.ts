@@ -71,3 +71,16 @@ export function rawSigned (header: object, claims: Claims, key: KeyObject, alg: 
 export function unsigned (claims: Claims = {}): string {
   return `${b64({ alg: 'none', typ: 'JWT' })}.${b64(defaults(claims))}.`
 }
+
+/** The gateway's identity-assertion key pair in tests (the task service's tests make their own). */
+export const ASSERTION_KEYS = (() => {
+  const pair = generateKeyPairSync('ed25519')
+  return {
+    publicKey: pair.publicKey,
+    privateKeyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKeyPem: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  }
+})()
+
+/** The key every gateway configuration needs. */
+export const ASSERTION_ENV = { GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem }
