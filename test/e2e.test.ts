@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
-import { buildTestApp as buildTaskService, BACKEND } from '../task-service/test/helpers.js'
+import { buildTestApp as buildTaskService, BACKEND, identityHeaders, signAssertion, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
 import { mintDevToken } from '../scripts/dev-token.js'
 import { errorCode } from '../task-service/test/error-schema.js'
 
@@ -25,6 +25,7 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
   await taskService.listen({ port: 0, host: '127.0.0.1' })
   const gateway = await buildGateway(loadGatewayConfig({
     JWT_SECRET: SECRET,
+    GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem,
     TASK_SERVICE_URL: origin(taskService),
     LOG_LEVEL: 'silent',
     // The gateway shares its event loop with the task service (and PGlite) here: a busy CI machine must
@@ -163,5 +164,27 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
       const ids = new Set([...(first.body as Task[]), ...(second.body as Task[])].map((x) => x.id))
       t.equal(ids.size, 3, 'no task twice, none lost')
     }
+  })
+  t.test('zero trust: the task service, reached directly, believes no X-User-Id without the gateway’s signature', async (t) => {
+    const victim = 'user-victim'
+    const planted = await call(victim, 'POST', '/api/tasks', { title: 'the victim’s own task' })
+    t.equal(planted.status, 201, 'through the gateway, as before')
+    const direct = (headers: Record<string, string>, init: RequestInit = {}): Promise<Response> =>
+      fetch(origin(taskService) + '/tasks', { ...init, headers: { 'content-type': 'application/json', ...headers }, signal: AbortSignal.timeout(10_000) })
+    const attacker = { 'x-user-id': victim }
+    const listed = await direct(attacker)
+    t.equal(listed.status, 401, 'X-User-Id alone: 401')
+    t.notMatch(await listed.text(), /the victim/, 'nothing of the victim’s leaks')
+    t.equal((await direct(attacker, { method: 'POST', body: JSON.stringify({ title: 'planted' }) })).status, 401, 'nothing can be planted')
+    const forgedKey = (await import('node:crypto')).generateKeyPairSync('ed25519').privateKey
+    t.equal((await direct({ ...attacker, 'x-gateway-assertion': await signAssertion(victim, { key: forgedKey }) })).status, 401, 'an assertion signed by another key: 401')
+    const mallorys = (await identityHeaders('user-mallory'))['x-gateway-assertion'] as string
+    t.equal((await direct({ ...attacker, 'x-gateway-assertion': mallorys })).status, 401, 'a genuine assertion for another user: 401')
+    const own = await direct(await identityHeaders(victim))
+    t.equal(own.status, 200, 'with the gateway’s signature: served')
+    const rebound = await fetch(origin(taskService) + '/healthz', { headers: { host: 'rebind.attacker.example' } })
+    t.equal(rebound.status, 200, '/healthz answers any Host')
+    const list = await call(victim, 'GET', '/api/tasks')
+    t.same((list.body as Task[]).map((x) => x.title), ['the victim’s own task'], 'the victim sees only their own task')
   })
 })

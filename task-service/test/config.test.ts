@@ -1,9 +1,16 @@
 // loadConfig: defaults, every accepted form, and an error message that says what to fix for each bad value.
 import t from 'tap'
-import { loadConfig, loadTracingConfig, redactDatabaseUrl } from '../src/config.js'
+import { generateKeyPairSync } from 'node:crypto'
+import { DEFAULT_ALLOWED_HOSTS, loadConfig as load, loadTracingConfig, redactDatabaseUrl } from '../src/config.js'
+import { TEST_ASSERTION_KEYS } from './helpers.js'
+
+const PUBLIC = TEST_ASSERTION_KEYS.publicKeyPem
+/** loadConfig with the required public key (tests of the key itself call `load`). */
+const loadConfig = (env: NodeJS.ProcessEnv): ReturnType<typeof load> => load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC, ...env })
+const keyed = { assertionPublicKeys: [PUBLIC], allowedHosts: [...DEFAULT_ALLOWED_HOSTS] }
 
 t.test('defaults', async (t) => {
-  t.same(loadConfig({}), { port: 3001, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'info', metricsPort: 9465, metricsHost: '127.0.0.1' })
+  t.same(loadConfig({}), { port: 3001, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', logLevel: 'info', metricsPort: 9465, metricsHost: '127.0.0.1', ...keyed })
 })
 
 t.test('every variable is read', async (t) => {
@@ -17,7 +24,7 @@ t.test('every variable is read', async (t) => {
       METRICS_PORT: '9100',
       METRICS_HOST: '0.0.0.0'
     }),
-    { port: 8081, host: '0.0.0.0', databaseUrl: 'postgresql://u:p@db:5432/tasks', dataDir: '/var/lib/tasks', logLevel: 'debug', metricsPort: 9100, metricsHost: '0.0.0.0' }
+    { port: 8081, host: '0.0.0.0', databaseUrl: 'postgresql://u:p@db:5432/tasks', dataDir: '/var/lib/tasks', logLevel: 'debug', metricsPort: 9100, metricsHost: '0.0.0.0', ...keyed }
   )
   t.equal(loadConfig({ METRICS_PORT: '0' }).metricsPort, 0, 'METRICS_PORT=0 turns metrics off')
   t.equal(loadConfig({ PORT: '0' }).port, 0, 'port 0 (ephemeral) is allowed')
@@ -71,4 +78,26 @@ t.test('tracing: on only with an OTLP endpoint, which must be an http(s) URL', a
   t.equal(loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).otlpEndpoint, undefined, 'OTEL_SDK_DISABLED wins')
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must use http or https/)
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/)
+
+t.test('GATEWAY_ASSERTION_PUBLIC_KEY: required; Ed25519 SPKI PEM; real newlines or \\n escapes; two during a rotation', async (t) => {
+  t.throws(() => load({}), /^GATEWAY_ASSERTION_PUBLIC_KEY is not set: .*`npm run keys`.*openssl genpkey -algorithm ed25519/)
+  t.same(load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC.replace(/\n/g, '\\n') }).assertionPublicKeys, [PUBLIC], 'docker env file form')
+  t.same(load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC.replace(/\n/g, '\r\n') }).assertionPublicKeys, [PUBLIC], 'CRLF')
+  const next = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  t.same(load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC + next }).assertionPublicKeys, [PUBLIC, next], 'two blocks')
+  t.same(load({ GATEWAY_ASSERTION_PUBLIC_KEY: (PUBLIC + '\n' + next).replace(/\n/g, '\\n') }).assertionPublicKeys, [PUBLIC, next], 'two blocks, escaped')
+  const third = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC + next + third }), /holds 3 keys; it takes one, or two/)
+  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: TEST_ASSERTION_KEYS.privateKeyPem }), /must be a public key .*got a PRIVATE KEY; the private key belongs to the gateway only/)
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: rsa }), /must be an Ed25519 key, got rsa/)
+  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: 'ssh-ed25519 AAAA' }), /must hold PEM text/)
+  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC + 'trailing' }), /must hold PEM text/)
+  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC.replace(/\n[A-Za-z0-9+/]{6}/, '\nAAAAAA') }), /GATEWAY_ASSERTION_PUBLIC_KEY/)
+})
+
+t.test('ALLOWED_HOSTS: defaults fit npm start, compose and Kubernetes; entries are validated', async (t) => {
+  t.same(loadConfig({}).allowedHosts, ['127.0.0.1', 'localhost', '[::1]', 'task-service', 'task-service.*', 'task-service.*.svc', 'task-service.*.svc.cluster.local'])
+  t.same(loadConfig({ ALLOWED_HOSTS: 'Tasks.Internal:8443, 10.0.0.7 ,[fd00::1]:3001' }).allowedHosts, ['tasks.internal:8443', '10.0.0.7', '[fd00::1]:3001'])
+  for (const bad of ['http://x', 'a b', 'x:99999', 'x/y', ',']) t.throws(() => loadConfig({ ALLOWED_HOSTS: bad }), /^ALLOWED_HOSTS/, bad)
 })

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { TEST_ASSERTION_KEYS } from '../../task-service/test/helpers.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -26,12 +27,13 @@ export interface GatewayProcess {
 /**
  * Spawns a gateway and resolves once /healthz answers 200 (at most 60 s, else it is killed and this throws).
  * Load shedding is off unless `env` sets it: a busy test machine must not turn these tests' requests into 503s.
+ * It signs identity assertions with the key the tests' task service trusts.
  */
 export async function spawnGateway (env: Record<string, string>, port?: number): Promise<GatewayProcess> {
   const p = port ?? await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/server.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   // Never outlive the test process (e.g. when a test runner kills it on a timeout).
