@@ -1,8 +1,8 @@
 // The local development environment file (.env at the repository root).
 // Only the root launcher and the token script read it: the services themselves take configuration from
 // their process environment alone, so a stray .env can never configure a production gateway.
-import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs'
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseEnv } from 'node:util'
 
@@ -43,14 +43,62 @@ export function ensureDevCorsOrigins (env: NodeJS.ProcessEnv, path: string = env
   return { created: true }
 }
 
-/** Appends `lines` to .env (created, mode 0600, when absent); what is in it is never changed. */
+/** Appends `lines` to .env (created when absent; mode 0600 either way); what is in it is never changed. */
 function appendLines (path: string, lines: string): void {
   if (existsSync(path)) {
     const current = readFileSync(path, 'utf8')
-    appendFileSync(path, (current.endsWith('\n') || current === '' ? '' : '\n') + lines, { mode: 0o600 })
+    appendFileSync(path, (current.endsWith('\n') || current === '' ? '' : '\n') + lines)
+    // It may hold a private key now, whatever mode it had.
+    chmodSync(path, 0o600)
   } else {
     writeFileSync(path, lines, { mode: 0o600, flag: 'wx' })
   }
+}
+
+/**
+ * The public key matching the gateway's private key (PEM), for a task service started next to it when only the
+ * private key is configured.
+ */
+export function publicKeyOf (privateKeyPem: string): string {
+  const pem = privateKeyPem.replace(/\\n/g, '\n')
+  return createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'pem' }).toString()
+}
+
+/** A new Ed25519 pair for the gateway's identity assertions, as .env lines (PEM on one line, \n escaped). */
+export function assertionKeyLines (): string {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const oneLine = (pem: string): string => `"${pem.trim().replace(/\n/g, '\\n')}"`
+  return '# The gateway signs the identity it forwards with this Ed25519 key (keep it private; gateway only).\n' +
+    `GATEWAY_ASSERTION_PRIVATE_KEY=${oneLine(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())}\n` +
+    '# The task service verifies those signatures with this public key.\n' +
+    `GATEWAY_ASSERTION_PUBLIC_KEY=${oneLine(publicKey.export({ type: 'spki', format: 'pem' }).toString())}\n`
+}
+
+/**
+ * Makes sure the gateway's assertion key pair exists for local runs. A private key already in the environment
+ * or .env is kept (and, when no public key is set, the task service gets the one derived from it); with
+ * neither, a new pair is appended to .env. A public key without its private key cannot be completed: that is
+ * an error, never a silent replacement.
+ */
+export function ensureAssertionKeys (env: NodeJS.ProcessEnv, path: string = envFilePath): { created: boolean } {
+  const fromFile = readEnvFile(path)
+  const privateKey = env.GATEWAY_ASSERTION_PRIVATE_KEY || fromFile.GATEWAY_ASSERTION_PRIVATE_KEY
+  const publicKey = env.GATEWAY_ASSERTION_PUBLIC_KEY || fromFile.GATEWAY_ASSERTION_PUBLIC_KEY
+  if (privateKey) return { created: false }
+  if (publicKey) {
+    throw new Error('GATEWAY_ASSERTION_PUBLIC_KEY is set but GATEWAY_ASSERTION_PRIVATE_KEY is not: set both (npm run keys prints a pair), or remove the public key to have a pair made')
+  }
+  appendLines(path, assertionKeyLines())
+  return { created: true }
+}
+
+/**
+ * The public key matching the gateway's private key (PEM), for a task service started next to it when only the
+ * private key is configured.
+ */
+export function publicKeyOf (privateKeyPem: string): string {
+  const pem = privateKeyPem.replace(/\\n/g, '\n')
+  return createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'pem' }).toString()
 }
 
 /** The process environment over .env: what is set in the shell wins. */

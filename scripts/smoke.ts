@@ -1,6 +1,7 @@
 // End-to-end smoke test, the README way: `npm start`, mint tokens with `npm run token`, then create / list /
 // toggle / delete through the gateway on both route styles, check that a second user sees nothing and gets 403
-// on the first user's /api/{user_id}/tasks, and stop the stack with Ctrl-C (SIGINT to its process group).
+// on the first user's /api/{user_id}/tasks, that the task service refuses a direct request carrying only
+// X-User-Id, and stop the stack with Ctrl-C (SIGINT to its process group).
 // Prints one line per check and a closing `smoke: N passed, M failed`; exits non-zero on any failure.
 // Bounded: every request has a timeout, the whole run a deadline; traffic goes to 127.0.0.1 only.
 import { spawn, execFileSync } from 'node:child_process'
@@ -88,6 +89,10 @@ async function run (): Promise<void> {
   check('GET /healthz → 200', health.status === 200, `got ${health.status}`)
   const anonymous = await call('GET', '/api/tasks')
   check('no token → 401 missing_token', anonymous.status === 401 && errorCode(anonymous.json) === 'missing_token', `got ${anonymous.status} ${JSON.stringify(anonymous.json)}`)
+  // What an attacker on the host would try: the task service directly, with a victim's user id.
+  const direct = await fetch(`http://127.0.0.1:${TASK_SERVICE_PORT}/tasks`, { headers: { 'x-user-id': 'alice' }, signal: AbortSignal.timeout(10_000) })
+  const directBody = await direct.json().catch(() => undefined)
+  check('the task service directly, with only X-User-Id → 401 missing_gateway_assertion', direct.status === 401 && errorCode(directBody) === 'missing_gateway_assertion', `got ${direct.status} ${JSON.stringify(directBody)}`)
 
   const alice = `smoke-alice-${process.pid}`
   const bob = `smoke-bob-${process.pid}`

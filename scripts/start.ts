@@ -1,15 +1,15 @@
 // `npm start`: the local stack on one machine, no database server needed.
 //   task service on 127.0.0.1:3001 (PGlite on disk under ./data), gateway on 127.0.0.1:8080 in front of it.
-// On first run it writes a .env with a random BETTER_AUTH_SECRET and the usual frontend dev origins in
-// CORS_ORIGINS (never overwriting either). Both services' log lines are shown, each marked with its
-// service; Ctrl-C stops both cleanly (gateway first, so no request is forwarded to a task service that is
-// already gone).
+// On first run it writes a .env with a random BETTER_AUTH_SECRET, the usual frontend dev origins in
+// CORS_ORIGINS and the gateway's identity-assertion key pair (never overwriting any of them); each service gets
+// only its half of the pair. Both services' log lines are shown, each marked with its service; Ctrl-C stops
+// both cleanly (gateway first, so no request is forwarded to a task service that is already gone).
 // Services are started from their build output (`npm start` runs `npm run build` first), the same code that
 // runs in the container images.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, repoRoot } from './dev-env.js'
+import { ensureAssertionKeys, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, publicKeyOf, repoRoot } from './dev-env.js'
 
 const READY_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 15_000
@@ -79,7 +79,24 @@ async function main (): Promise<void> {
   const { created } = ensureDevSecret(process.env)
   if (created) say('wrote .env with a new random BETTER_AUTH_SECRET (kept for later runs)')
   if (ensureDevCorsOrigins(process.env).created) say('wrote CORS_ORIGINS to .env: browsers on http://localhost:3000 and http://127.0.0.1:3000 may call the API (edit .env to change)')
+  try {
+    if (ensureAssertionKeys(process.env).created) say('wrote .env with a new identity-assertion key pair for the gateway and the task service (kept for later runs)')
+  } catch (error) {
+    process.stderr.write(`[stack] ${(error as Error).message}\n`)
+    process.exit(1)
+  }
   const env = effectiveEnv()
+  // Each service gets only its half of the key pair: the task service never holds the gateway's private key.
+  const { GATEWAY_ASSERTION_PRIVATE_KEY: assertionPrivateKey = '', GATEWAY_ASSERTION_PUBLIC_KEY: assertionPublicKey, ...sharedEnv } = env
+  let taskServicePublicKey = assertionPublicKey
+  if (!taskServicePublicKey) {
+    try {
+      taskServicePublicKey = publicKeyOf(assertionPrivateKey)
+    } catch {
+      process.stderr.write('[stack] GATEWAY_ASSERTION_PRIVATE_KEY is not an Ed25519 private key in PEM form: fix it, or remove it from .env to have a new pair made\n')
+      process.exit(1)
+    }
+  }
   const gatewayPort = parsePort(env.GATEWAY_PORT, 8080, 'GATEWAY_PORT')
   const taskServicePort = parsePort(env.TASK_SERVICE_PORT, 3001, 'TASK_SERVICE_PORT')
   const taskServiceUrl = `http://127.0.0.1:${taskServicePort}`
@@ -101,7 +118,8 @@ async function main (): Promise<void> {
   process.on('SIGTERM', () => { void stopAll(0) })
 
   const taskService = startService('task-service', join('task-service', 'dist', 'server.js'), {
-    ...env,
+    ...sharedEnv,
+    GATEWAY_ASSERTION_PUBLIC_KEY: taskServicePublicKey,
     PORT: String(taskServicePort),
     HOST: '127.0.0.1',
     DATA_DIR: env.DATA_DIR || join(repoRoot, 'data')
@@ -112,7 +130,8 @@ async function main (): Promise<void> {
   try {
     await waitUntilReady(taskService, `${taskServiceUrl}/readyz`)
     const gateway = startService('gateway', join('gateway', 'dist', 'server.js'), {
-      ...env,
+      ...sharedEnv,
+      GATEWAY_ASSERTION_PRIVATE_KEY: assertionPrivateKey,
       PORT: String(gatewayPort),
       HOST: '127.0.0.1',
       TASK_SERVICE_URL: taskServiceUrl

@@ -6,6 +6,7 @@
 // CLI is installed, it validates the file too.
 import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { loadConfig as loadTaskServiceConfig } from '../task-service/src/config.js'
@@ -16,11 +17,17 @@ const root = new URL('../', import.meta.url)
 const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')
 const composeText = read('docker-compose.yml')
 
+// The identity-assertion pair as `npm run keys` writes it into .env: one line each, \n escaped.
+const assertionPair = generateKeyPairSync('ed25519')
+const escaped = (pem: string): string => pem.trim().replace(/\n/g, '\\n')
+
 // What an operator's .env holds (see .env.example); used to resolve the ${...} substitutions. The password
 // holds every character that breaks a hand-built connection URL.
 const dbPassword = 'p/ss@word#with%25:odd'
 const operatorEnv = {
   POSTGRES_PASSWORD: dbPassword,
+  GATEWAY_ASSERTION_PRIVATE_KEY: escaped(assertionPair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
+  GATEWAY_ASSERTION_PUBLIC_KEY: escaped(assertionPair.publicKey.export({ type: 'spki', format: 'pem' }).toString()),
   BETTER_AUTH_SECRET: 'an-operator-secret-of-at-least-32-bytes!',
   JWT_AUDIENCE: 'https://app.example.com',
   CORS_ORIGINS: 'https://app.example.com'
@@ -204,6 +211,9 @@ t.test('the database password travels as PGPASSWORD, never inside a URL', async 
   t.notOk('BETTER_AUTH_SECRET' in environment, 'the task service never sees the auth secret')
   t.notOk('POSTGRES_PASSWORD' in (service('gateway').environment ?? {}), 'the gateway never sees the database password')
   t.notOk('PGPASSWORD' in (service('gateway').environment ?? {}))
+  t.notOk('GATEWAY_ASSERTION_PRIVATE_KEY' in environment, "the task service never sees the gateway's private key")
+  t.equal(config.assertionPublicKeys.length, 1, 'it verifies with the public key from .env')
+  t.ok(config.allowedHosts.some((h) => h.startsWith('task-service')), 'and answers the name the gateway calls it by')
 })
 
 t.test("the gateway's environment is accepted by its own config and points at the task service", async (t) => {
@@ -215,10 +225,18 @@ t.test("the gateway's environment is accepted by its own config and points at th
   t.same(config.jwt.audience, ['https://app.example.com'])
   t.equal(config.limits?.rateLimit.ipMax, 0, 'per-IP limit off behind the edge (which counts per client address)')
   t.notOk('DATABASE_URL' in environment, 'the gateway never sees the database')
+  t.match(config.assertionPrivateKey, /^-----BEGIN PRIVATE KEY-----\n/, 'it signs with the private key from .env')
+})
+
+t.test('without the identity-assertion key pair in .env, neither service starts', async (t) => {
+  const { GATEWAY_ASSERTION_PRIVATE_KEY: _private, GATEWAY_ASSERTION_PUBLIC_KEY: _public, ...noKeys } = operatorEnv
+  const bare = loadCompose(composeText, noKeys) as Compose
+  t.throws(() => loadGatewayConfig(bare.services.gateway?.environment ?? {}), /GATEWAY_ASSERTION_PRIVATE_KEY is not set: .*npm run keys/)
+  t.throws(() => loadTaskServiceConfig(bare.services['task-service']?.environment ?? {}), /GATEWAY_ASSERTION_PUBLIC_KEY is not set: .*npm run keys/)
 })
 
 t.test('the gateway refuses to start from compose when no key source is configured', async (t) => {
-  const bare = loadCompose(composeText, { POSTGRES_PASSWORD: 'x' }) as Compose
+  const bare = loadCompose(composeText, { POSTGRES_PASSWORD: 'x', GATEWAY_ASSERTION_PRIVATE_KEY: operatorEnv.GATEWAY_ASSERTION_PRIVATE_KEY }) as Compose
   t.throws(() => loadGatewayConfig(bare.services.gateway?.environment ?? {}), /JWT_SECRET|BETTER_AUTH_SECRET|JWKS_URL/)
 })
 

@@ -5,7 +5,9 @@ import { readFileSync, writeFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
-import { DEV_CORS_ORIGINS, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, readEnvFile, repoRoot } from '../scripts/dev-env.js'
+import { DEV_CORS_ORIGINS, ensureAssertionKeys, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, publicKeyOf, readEnvFile, repoRoot } from '../scripts/dev-env.js'
+import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
+import { loadConfig as loadTaskServiceConfig } from '../task-service/src/config.js'
 import { mintDevToken } from '../scripts/dev-token.js'
 
 const run = promisify(execFile)
@@ -58,6 +60,31 @@ t.test('ensureDevCorsOrigins allows the usual frontend dev origins, never overwr
   t.same(ensureDevCorsOrigins({}, none), { created: false }, 'deliberately empty stays empty')
   const fresh = join(t.testdir(), '.env')
   t.same(ensureDevCorsOrigins({ CORS_ORIGINS: 'https://app.example.com' }, fresh), { created: false }, 'set in the shell: nothing written')
+})
+
+t.test('ensureAssertionKeys writes a key pair both services accept, once, never overwriting', async (t) => {
+  const path = join(t.testdir({ '.env': 'BETTER_AUTH_SECRET=keep-me-0123456789abcdef0123456789\n' }), '.env')
+  t.same(ensureAssertionKeys({}, path), { created: true })
+  const env = readEnvFile(path)
+  t.equal(env.BETTER_AUTH_SECRET, 'keep-me-0123456789abcdef0123456789', 'what was there is kept')
+  t.equal(statSync(path).mode & 0o777, 0o600)
+  const gateway = loadGatewayConfig({ JWT_SECRET: env.BETTER_AUTH_SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: env.GATEWAY_ASSERTION_PRIVATE_KEY })
+  const taskService = loadTaskServiceConfig({ GATEWAY_ASSERTION_PUBLIC_KEY: env.GATEWAY_ASSERTION_PUBLIC_KEY })
+  t.same(taskService.assertionPublicKeys, [publicKeyOf(gateway.assertionPrivateKey)], 'the two halves belong together')
+  const before = readFileSync(path, 'utf8')
+  t.same(ensureAssertionKeys({}, path), { created: false })
+  t.equal(readFileSync(path, 'utf8'), before, 'a second run changes nothing')
+  const shell = join(t.testdir(), '.env')
+  t.same(ensureAssertionKeys({ GATEWAY_ASSERTION_PRIVATE_KEY: env.GATEWAY_ASSERTION_PRIVATE_KEY }, shell), { created: false }, 'a key from the shell is used')
+  const lonely = join(t.testdir({ '.env': `GATEWAY_ASSERTION_PUBLIC_KEY="${env.GATEWAY_ASSERTION_PUBLIC_KEY}"\n` }), '.env')
+  t.throws(() => ensureAssertionKeys({}, lonely), /GATEWAY_ASSERTION_PUBLIC_KEY is set but GATEWAY_ASSERTION_PRIVATE_KEY is not/)
+})
+
+t.test('npm run keys prints a fresh pair as .env lines', async (t) => {
+  const { stdout } = await run(tsx, [join(repoRoot, 'scripts', 'keys.ts')], { cwd: repoRoot })
+  const env = (await import('node:util')).parseEnv(stdout) as Record<string, string>
+  const gateway = loadGatewayConfig({ JWT_SECRET: 'k'.repeat(32), GATEWAY_ASSERTION_PRIVATE_KEY: env.GATEWAY_ASSERTION_PRIVATE_KEY })
+  t.same(loadTaskServiceConfig({ GATEWAY_ASSERTION_PUBLIC_KEY: env.GATEWAY_ASSERTION_PUBLIC_KEY }).assertionPublicKeys, [publicKeyOf(gateway.assertionPrivateKey)])
 })
 
 t.test('the shell environment wins over .env', async (t) => {
