@@ -49,7 +49,8 @@ t.test('BETTER_AUTH_URL derives the JWKS URL, issuer and audience (each overrida
 })
 
 t.test('every setting is read', async (t) => {
-  const c = loadConfig({ ...ASSERTION_ENV,
+  const c = loadConfig({
+    ...ASSERTION_ENV,
     PORT: '9000',
     HOST: '0.0.0.0',
     TASK_SERVICE_URL: 'http://tasks:3001/',
