@@ -78,6 +78,7 @@ t.test('tracing: on only with an OTLP endpoint, which must be an http(s) URL', a
   t.equal(loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).otlpEndpoint, undefined, 'OTEL_SDK_DISABLED wins')
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must use http or https/)
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/)
+})
 
 t.test('GATEWAY_ASSERTION_PUBLIC_KEY: required; Ed25519 SPKI PEM; real newlines or \\n escapes; two during a rotation', async (t) => {
   t.throws(() => load({}), /^GATEWAY_ASSERTION_PUBLIC_KEY is not set: .*`npm run keys`.*openssl genpkey -algorithm ed25519/)
