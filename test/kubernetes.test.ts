@@ -275,14 +275,14 @@ for (const [name, objects] of trees) {
 
       // The ConfigMap plus what the docs put in the Secret make a configuration the service starts with.
       const gatewayCm = configMap(envFrom('gateway').configMaps[0]!.replace(/-[a-z0-9]{10}$/, ''))
-      const gatewayEnv = { ...gatewayCm, BETTER_AUTH_SECRET: 'a-secret-of-at-least-thirty-two-bytes!!', JWT_AUDIENCE: gatewayCm.JWT_AUDIENCE || 'https://app.example.com' }
+      const gatewayEnv = { ...gatewayCm, BETTER_AUTH_SECRET: 'a-secret-of-at-least-thirty-two-bytes!!', GATEWAY_ASSERTION_PRIVATE_KEY: fullGatewayEnvs[0]!.GATEWAY_ASSERTION_PRIVATE_KEY, JWT_AUDIENCE: gatewayCm.JWT_AUDIENCE || 'https://app.example.com' }
       const gatewayConfig = loadGatewayConfig(gatewayEnv)
       t.equal(gatewayConfig.port, 8080)
       t.equal(gatewayConfig.host, '0.0.0.0')
       t.equal(gatewayConfig.taskServiceUrl, 'http://task-service:3001')
       t.equal(gatewayConfig.limits?.rateLimit.redisUrl, 'redis://redis:6379', 'limits shared in Redis')
       const taskCm = configMap(envFrom('task-service').configMaps[0]!.replace(/-[a-z0-9]{10}$/, ''))
-      const taskConfig = loadTaskServiceConfig({ ...taskCm, DATABASE_URL: 'postgres://todo:p%2Fw@db:5432/tasks' })
+      const taskConfig = loadTaskServiceConfig({ ...taskCm, GATEWAY_ASSERTION_PUBLIC_KEY: fullTaskServiceEnvs[0]!.GATEWAY_ASSERTION_PUBLIC_KEY, DATABASE_URL: 'postgres://todo:p%2Fw@db:5432/tasks' })
       t.equal(taskConfig.port, 3001)
       t.equal(taskConfig.host, '0.0.0.0')
       // Every key in a ConfigMap is a setting its service reads (or one being wired in).

@@ -160,10 +160,10 @@ t.test('good config: listens, serves /healthz, exits 0 on SIGTERM', async (t) =>
 })
 
 t.test('PUBLIC_URL: optional; an absolute http(s) origin, normalized; anything else fails closed and the process exits 1', async (t) => {
-  t.equal(loadConfig({ JWT_SECRET: SECRET }).publicUrl, undefined, 'unset by default')
-  t.equal(loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: 'https://API.example.com/' }).publicUrl, 'https://api.example.com')
-  t.equal(loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: 'http://localhost:8080' }).publicUrl, 'http://localhost:8080')
-  t.equal(loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: 'https://api.example.com:443' }).publicUrl, 'https://api.example.com')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).publicUrl, undefined, 'unset by default')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, PUBLIC_URL: 'https://API.example.com/' }).publicUrl, 'https://api.example.com')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, PUBLIC_URL: 'http://localhost:8080' }).publicUrl, 'http://localhost:8080')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, PUBLIC_URL: 'https://api.example.com:443' }).publicUrl, 'https://api.example.com')
   for (const [value, message] of [
     ['api.example.com', /PUBLIC_URL must be an absolute http\(s\) URL/],
     ['/api', /PUBLIC_URL must be an absolute http\(s\) URL/],

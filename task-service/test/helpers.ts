@@ -2,7 +2,7 @@
 // TEST_DATABASE_URL is set — torn down with the test. Used by this workspace's tests and the root end-to-end tests.
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { SignJWT } from 'jose'
+import { importPKCS8, SignJWT } from 'jose'
 import pg from 'pg'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
 import type { TaskServiceConfig } from '../src/config.js'
@@ -39,6 +39,9 @@ export interface AssertionOverrides {
   key?: Parameters<SignJWT['sign']>[0]
 }
 
+// Imported once, as the gateway does (signing with a KeyObject would convert it on every call).
+const testSigningKey = importPKCS8(TEST_ASSERTION_KEYS.privateKeyPem, 'EdDSA')
+
 /** An identity assertion for sub, as the gateway makes it; overrides make the variants the contract refuses. */
 export async function signAssertion (sub: string, overrides: AssertionOverrides = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000)
@@ -46,7 +49,7 @@ export async function signAssertion (sub: string, overrides: AssertionOverrides 
   const payload = Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== undefined))
   return new SignJWT(payload)
     .setProtectedHeader({ alg: 'EdDSA', typ: 'gateway-assertion+jwt', ...overrides.header } as { alg: string })
-    .sign(overrides.key ?? TEST_ASSERTION_KEYS.privateKey)
+    .sign(overrides.key ?? await testSigningKey)
 }
 
 const assertions = new Map<string, Promise<string>>()

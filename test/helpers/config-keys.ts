@@ -58,8 +58,8 @@ export const fullTaskServiceEnvs: NodeJS.ProcessEnv[] = [
  * config loaders; until then they are harmless). Each is either read by the loader or listed here.
  */
 export const PENDING_KEYS: Record<'gateway' | 'task-service', readonly string[]> = {
-  gateway: ['GATEWAY_ASSERTION_PRIVATE_KEY', 'METRICS_PORT', 'METRICS_HOST', 'OTEL_EXPORTER_OTLP_ENDPOINT'],
-  'task-service': ['GATEWAY_ASSERTION_PUBLIC_KEY', 'ALLOWED_HOSTS', 'METRICS_PORT', 'METRICS_HOST', 'OTEL_EXPORTER_OTLP_ENDPOINT']
+  gateway: ['METRICS_PORT', 'METRICS_HOST', 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+  'task-service': ['METRICS_PORT', 'METRICS_HOST', 'OTEL_EXPORTER_OTLP_ENDPOINT']
 }
 
 /** Read by node-postgres itself when the connection string names no user or password (libpq's variables). */
