@@ -45,30 +45,30 @@ t.test('every way an assertion can fail is a 401 before any database access', as
   const [headerB64, payloadB64, sigB64] = good.split('.') as [string, string, string]
 
   const cases: [string, Record<string, string | string[]>, string][] = [
-    ['missing', { 'x-user-id': user }, 'MISSING_GATEWAY_ASSERTION'],
-    ['empty', { 'x-user-id': user, 'x-gateway-assertion': '' }, 'MISSING_GATEWAY_ASSERTION'],
-    ['not a JWS', { 'x-user-id': user, 'x-gateway-assertion': 'not-a-jws' }, 'INVALID_GATEWAY_ASSERTION'],
-    ['two parts', { 'x-user-id': user, 'x-gateway-assertion': `${headerB64}.${payloadB64}` }, 'INVALID_GATEWAY_ASSERTION'],
-    ['signature cut', { 'x-user-id': user, 'x-gateway-assertion': `${headerB64}.${payloadB64}.` }, 'INVALID_GATEWAY_ASSERTION'],
-    ['payload swapped', { 'x-user-id': 'bob', 'x-gateway-assertion': `${headerB64}.${b64({ iss: 'gateway', aud: 'task-service', sub: 'bob', iat: now(), exp: now() + 300 })}.${sigB64}` }, 'INVALID_GATEWAY_ASSERTION'],
-    ['alg none', { 'x-user-id': user, 'x-gateway-assertion': `${b64({ alg: 'none', typ: 'gateway-assertion+jwt' })}.${payloadB64}.` }, 'INVALID_GATEWAY_ASSERTION'],
-    ['signed by another key', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { key: other.privateKey }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['HS256 with the public key as secret', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { alg: 'HS256' }, key: new TextEncoder().encode(TEST_ASSERTION_KEYS.publicKeyPem) }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['typ JWT', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { typ: 'JWT' } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['no typ', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { typ: undefined } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['aud other', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { aud: 'billing-service' } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['no aud', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { aud: undefined } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['iss other', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iss: 'better-auth' } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['expired beyond the tolerance', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iat: now() - 306, exp: now() - 6 } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['no exp', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { exp: undefined } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['no iat', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iat: undefined } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['valid for longer than 300 s', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { exp: now() + 301 } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['issued in the future', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iat: now() + 60, exp: now() + 300 } }) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['too long', { 'x-user-id': user, 'x-gateway-assertion': 'a'.repeat(5000) }, 'INVALID_GATEWAY_ASSERTION'],
-    ['sent twice', { 'x-user-id': user, 'x-gateway-assertion': [good, good] }, 'INVALID_GATEWAY_ASSERTION'],
-    ['sub differs from X-User-Id', { 'x-user-id': 'bob', 'x-gateway-assertion': good }, 'GATEWAY_ASSERTION_MISMATCH'],
-    ['sub differs only in case', { 'x-user-id': 'Alice', 'x-gateway-assertion': good }, 'GATEWAY_ASSERTION_MISMATCH'],
-    ['no X-User-Id', { 'x-gateway-assertion': good }, 'MISSING_USER_ID']
+    ['missing', { 'x-user-id': user }, 'missing_gateway_assertion'],
+    ['empty', { 'x-user-id': user, 'x-gateway-assertion': '' }, 'missing_gateway_assertion'],
+    ['not a JWS', { 'x-user-id': user, 'x-gateway-assertion': 'not-a-jws' }, 'invalid_gateway_assertion'],
+    ['two parts', { 'x-user-id': user, 'x-gateway-assertion': `${headerB64}.${payloadB64}` }, 'invalid_gateway_assertion'],
+    ['signature cut', { 'x-user-id': user, 'x-gateway-assertion': `${headerB64}.${payloadB64}.` }, 'invalid_gateway_assertion'],
+    ['payload swapped', { 'x-user-id': 'bob', 'x-gateway-assertion': `${headerB64}.${b64({ iss: 'gateway', aud: 'task-service', sub: 'bob', iat: now(), exp: now() + 300 })}.${sigB64}` }, 'invalid_gateway_assertion'],
+    ['alg none', { 'x-user-id': user, 'x-gateway-assertion': `${b64({ alg: 'none', typ: 'gateway-assertion+jwt' })}.${payloadB64}.` }, 'invalid_gateway_assertion'],
+    ['signed by another key', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { key: other.privateKey }) }, 'invalid_gateway_assertion'],
+    ['HS256 with the public key as secret', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { alg: 'HS256' }, key: new TextEncoder().encode(TEST_ASSERTION_KEYS.publicKeyPem) }) }, 'invalid_gateway_assertion'],
+    ['typ JWT', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { typ: 'JWT' } }) }, 'invalid_gateway_assertion'],
+    ['no typ', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { typ: undefined } }) }, 'invalid_gateway_assertion'],
+    ['aud other', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { aud: 'billing-service' } }) }, 'invalid_gateway_assertion'],
+    ['no aud', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { aud: undefined } }) }, 'invalid_gateway_assertion'],
+    ['iss other', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iss: 'better-auth' } }) }, 'invalid_gateway_assertion'],
+    ['expired beyond the tolerance', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iat: now() - 306, exp: now() - 6 } }) }, 'invalid_gateway_assertion'],
+    ['no exp', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { exp: undefined } }) }, 'invalid_gateway_assertion'],
+    ['no iat', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iat: undefined } }) }, 'invalid_gateway_assertion'],
+    ['valid for longer than 300 s', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { exp: now() + 301 } }) }, 'invalid_gateway_assertion'],
+    ['issued in the future', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { iat: now() + 60, exp: now() + 300 } }) }, 'invalid_gateway_assertion'],
+    ['too long', { 'x-user-id': user, 'x-gateway-assertion': 'a'.repeat(5000) }, 'invalid_gateway_assertion'],
+    ['sent twice', { 'x-user-id': user, 'x-gateway-assertion': [good, good] }, 'invalid_gateway_assertion'],
+    ['sub differs from X-User-Id', { 'x-user-id': 'bob', 'x-gateway-assertion': good }, 'gateway_assertion_mismatch'],
+    ['sub differs only in case', { 'x-user-id': 'Alice', 'x-gateway-assertion': good }, 'gateway_assertion_mismatch'],
+    ['no X-User-Id', { 'x-gateway-assertion': good }, 'missing_user_id']
   ]
   const routes = [['GET', '/tasks'], ['POST', '/tasks'], ['GET', '/tasks/0b92fa28-5c61-4168-9d4a-7b40079db995'], ['PATCH', '/tasks/0b92fa28-5c61-4168-9d4a-7b40079db995/complete'], ['DELETE', '/tasks/0b92fa28-5c61-4168-9d4a-7b40079db995'], ['GET', '/tasks/no/such/route']] as const
   for (const [label, headers, code] of cases) {
@@ -128,7 +128,7 @@ t.test('Host allow-list: 421 for names the service is not reached by (DNS rebind
   for (const host of ['attacker.example', 'attacker.example:3001', '127.0.0.1.nip.io:3001', 'task-service.evil.example.com', 'task-service.a.b.svc', 'localhost:3001:1', '[::2]:3001', 'task-service.todo.svc.cluster.local.evil']) {
     const res = await app.inject({ url: '/tasks', headers: { ...headers, host } })
     t.equal(res.statusCode, 421, host)
-    t.equal(errorCode(res), 'MISDIRECTED_REQUEST')
+    t.equal(errorCode(res), 'misdirected_request')
   }
   t.equal((await app.inject({ url: '/healthz', headers: { host: '10.1.2.3:3001' } })).statusCode, 200, 'probes by pod IP reach /healthz')
   t.equal((await app.inject({ url: '/readyz', headers: { host: '10.1.2.3:3001' } })).statusCode, 200, 'and /readyz')

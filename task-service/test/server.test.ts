@@ -178,7 +178,7 @@ t.test('started as in production: X-User-Id alone gets 401, a foreign Host 421, 
   const base = `http://127.0.0.1:${await listeningPort(run)}`
   const unsigned = await fetch(`${base}/tasks`, { headers: { 'x-user-id': 'victim' } })
   t.equal(unsigned.status, 401)
-  t.match(await unsigned.json(), { code: 'MISSING_GATEWAY_ASSERTION' })
+  t.match(await unsigned.json(), { error: { code: 'missing_gateway_assertion' } })
   const created = await fetch(`${base}/tasks`, {
     method: 'POST',
     headers: { 'x-user-id': 'owner', 'x-gateway-assertion': await assertionFor('owner'), 'content-type': 'application/json' },

@@ -79,6 +79,6 @@ export const allowedHosts = fp<{ patterns: readonly string[] }>(async (app, opts
       return
     }
     request.log.warn({ host: String(request.headers.host ?? '').slice(0, 255) }, 'request for a host this service does not serve')
-    done(new HttpError(421, 'MISDIRECTED_REQUEST', 'This service does not answer for that Host (ALLOWED_HOSTS)'))
+    done(new HttpError(421, 'misdirected_request', 'This service does not answer for that Host (ALLOWED_HOSTS)'))
   })
 }, { name: 'allowed-hosts' })

@@ -98,12 +98,12 @@ export class AssertionVerifier {
           clockTolerance: ASSERTION_CLOCK_TOLERANCE_SEC,
           currentDate: new Date(this.now())
         })
-        if (typeof payload.sub !== 'string' || payload.sub === '') throw new AssertionError('INVALID_GATEWAY_ASSERTION', 'X-Gateway-Assertion is invalid: its sub must be a non-empty string')
+        if (typeof payload.sub !== 'string' || payload.sub === '') throw new AssertionError('invalid_gateway_assertion', 'X-Gateway-Assertion is invalid: its sub must be a non-empty string')
         if ((payload.exp as number) - (payload.iat as number) > ASSERTION_MAX_LIFETIME_SEC) {
-          throw new AssertionError('INVALID_GATEWAY_ASSERTION', `X-Gateway-Assertion is invalid: it may be valid for at most ${ASSERTION_MAX_LIFETIME_SEC} s after its iat`)
+          throw new AssertionError('invalid_gateway_assertion', `X-Gateway-Assertion is invalid: it may be valid for at most ${ASSERTION_MAX_LIFETIME_SEC} s after its iat`)
         }
         if ((payload.iat as number) * 1000 > this.now() + ASSERTION_CLOCK_TOLERANCE_SEC * 1000) {
-          throw new AssertionError('INVALID_GATEWAY_ASSERTION', 'X-Gateway-Assertion is invalid: its iat is in the future')
+          throw new AssertionError('invalid_gateway_assertion', 'X-Gateway-Assertion is invalid: its iat is in the future')
         }
         return payload
       } catch (err) {
@@ -112,7 +112,7 @@ export class AssertionVerifier {
         if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) break
       }
     }
-    throw new AssertionError('INVALID_GATEWAY_ASSERTION', `X-Gateway-Assertion is invalid: ${describe(lastError)}`)
+    throw new AssertionError('invalid_gateway_assertion', `X-Gateway-Assertion is invalid: ${describe(lastError)}`)
   }
 }
 
@@ -122,11 +122,11 @@ function readAssertion (request: FastifyRequest): string {
   const raw = request.raw.rawHeaders
   for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === ASSERTION_HEADER) count++
   const value = request.headers[ASSERTION_HEADER]
-  if (count > 1 || Array.isArray(value)) throw new AssertionError('INVALID_GATEWAY_ASSERTION', 'X-Gateway-Assertion must be sent exactly once')
+  if (count > 1 || Array.isArray(value)) throw new AssertionError('invalid_gateway_assertion', 'X-Gateway-Assertion must be sent exactly once')
   if (value === undefined || value.trim() === '') {
-    throw new AssertionError('MISSING_GATEWAY_ASSERTION', 'X-Gateway-Assertion header is required: requests reach this service only through the gateway')
+    throw new AssertionError('missing_gateway_assertion', 'X-Gateway-Assertion header is required: requests reach this service only through the gateway')
   }
-  if (value.length > MAX_ASSERTION_LENGTH) throw new AssertionError('INVALID_GATEWAY_ASSERTION', 'X-Gateway-Assertion is invalid: it is too long')
+  if (value.length > MAX_ASSERTION_LENGTH) throw new AssertionError('invalid_gateway_assertion', 'X-Gateway-Assertion is invalid: it is too long')
   return value
 }
 
@@ -139,7 +139,7 @@ export const gatewayAssertion = fp<{ publicKeys: readonly string[] }>(async (app
     const userId = readUserId(request.headers[USER_ID_HEADER], request.raw.rawHeaders)
     try {
       const sub = await verifier.verify(readAssertion(request))
-      if (sub !== userId) throw new AssertionError('GATEWAY_ASSERTION_MISMATCH', 'X-Gateway-Assertion was issued for another user than X-User-Id')
+      if (sub !== userId) throw new AssertionError('gateway_assertion_mismatch', 'X-Gateway-Assertion was issued for another user than X-User-Id')
     } catch (err) {
       if (err instanceof AssertionError) request.log.warn({ code: err.code, reason: err.message }, 'identity assertion refused')
       throw err
