@@ -17,7 +17,7 @@ import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { openapiDocument } from '../gateway/src/openapi.js'
 import type { Database, Queryable, QueryResult } from '../task-service/src/db.js'
-import { buildTestApp, createTask, newUser, openTestDatabase } from '../task-service/test/helpers.js'
+import { assertionFor, buildTestApp, createTask, newUser, openTestDatabase, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
 import { mintDevToken } from '../scripts/dev-token.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
@@ -291,12 +291,13 @@ t.test('task service: every error path answers in the one shape', async (t) => {
     const closing = await buildTestApp(t)
     await closing.listen({ port: 0, host: '127.0.0.1' })
     const body = JSON.stringify({ title: 'in flight' })
+    const assertion = await assertionFor(user)
     const [first, second] = await duringClose(
       closing,
       once(closing.server, 'request'),
-      `POST /tasks HTTP/1.1\r\nHost: x\r\nX-User-Id: ${user}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 5)}`,
+      `POST /tasks HTTP/1.1\r\nHost: localhost\r\nX-User-Id: ${user}\r\nX-Gateway-Assertion: ${assertion}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 5)}`,
       body.slice(5),
-      `GET /tasks HTTP/1.1\r\nHost: x\r\nX-User-Id: ${user}\r\nX-Request-Id: after-close\r\n\r\n`
+      `GET /tasks HTTP/1.1\r\nHost: localhost\r\nX-User-Id: ${user}\r\nX-Gateway-Assertion: ${assertion}\r\nX-Request-Id: after-close\r\n\r\n`
     )
     t.equal(first?.status, 201, 'the request in flight finishes')
     check(t, 'request after close began', { status: second?.status ?? 0, body: second?.body ?? '', requestId: second?.headers['x-request-id'] }, { status: 503, code: 'shutting_down', op: 'GET /tasks' })
@@ -315,7 +316,7 @@ t.test('gateway: every error path, its own and forwarded, answers in the one sha
   const gateways: FastifyInstance[] = []
   t.teardown(async () => { for (const g of gateways) await g.close().catch(() => undefined) })
   const startGateway = async (env: Record<string, string> = {}): Promise<FastifyInstance> => {
-    const g = await buildGateway(loadGatewayConfig({ JWT_SECRET: SECRET, TASK_SERVICE_URL: upstream, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }))
+    const g = await buildGateway(loadGatewayConfig({ JWT_SECRET: SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem, TASK_SERVICE_URL: upstream, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }))
     await g.listen({ port: 0, host: '127.0.0.1' })
     gateways.push(g)
     return g
