@@ -55,15 +55,6 @@ function appendLines (path: string, lines: string): void {
   }
 }
 
-/**
- * The public key matching the gateway's private key (PEM), for a task service started next to it when only the
- * private key is configured.
- */
-export function publicKeyOf (privateKeyPem: string): string {
-  const pem = privateKeyPem.replace(/\\n/g, '\n')
-  return createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'pem' }).toString()
-}
-
 /** A new Ed25519 pair for the gateway's identity assertions, as .env lines (PEM on one line, \n escaped). */
 export function assertionKeyLines (): string {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
