@@ -10,6 +10,7 @@ import { Agent, request } from 'undici'
 import { SignJWT } from 'jose'
 import { buildApp } from '../gateway/src/app.js'
 import { loadConfig } from '../gateway/src/config.js'
+import { BENCH_ASSERTION_PRIVATE_KEY } from './lib/assertion-keys.js'
 
 const UPLOADS = Number(process.env.ATTACK_UPLOADS ?? 200)
 const USERS = Number(process.env.OTHER_USERS ?? 20)
@@ -23,6 +24,7 @@ const upstream = http.createServer((req, res) => {
 await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
 const app = await buildApp(loadConfig({
   JWT_SECRET: SECRET,
+  GATEWAY_ASSERTION_PRIVATE_KEY: BENCH_ASSERTION_PRIVATE_KEY,
   JWT_AUDIENCE: 'bench',
   TASK_SERVICE_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
   LOG_LEVEL: 'warn',

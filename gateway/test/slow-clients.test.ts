@@ -164,5 +164,5 @@ t.test('a trusted proxy (TRUST_PROXY) is not capped per address', async (t) => {
   t.teardown(() => { for (const s of flood.sockets) s.destroy() })
   t.equal(await getFrom(proxied.port, '127.0.0.1'), 200)
   t.equal(flood.closedByServer(), 0, 'all 20 connections of the proxy stay open')
-  t.throws(() => loadConfig({ JWT_SECRET: SECRET, SERVER_MAX_CONNECTIONS_PER_ADDRESS: 'lots' }), /SERVER_MAX_CONNECTIONS_PER_ADDRESS/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, SERVER_MAX_CONNECTIONS_PER_ADDRESS: 'lots' }), /SERVER_MAX_CONNECTIONS_PER_ADDRESS/)
 })
