@@ -135,7 +135,7 @@ async function ensureEngine (): Promise<void> {
 }
 
 /**
- * overlay2 when this kernel lets us mount an overlay (ten times faster image builds: vfs copies the whole file
+ * overlay2 when this kernel lets us mount an overlay (much faster image builds: vfs copies the whole file
  * system for every build step); vfs, which works everywhere as root, otherwise.
  */
 async function overlayWorks (): Promise<boolean> {

@@ -1,8 +1,8 @@
 // Where log lines go: stdout, written in batches.
 //
-// One write(2) per log line was about a tenth of the gateway's CPU per request in the benchmark (one
-// access line per request at LOG_LEVEL=info). pino's destination (sonic-boom) collects lines until
-// `bufferBytes` are pending and then writes them at once, still synchronously, so a full pipe slows
+// One write(2) per log line (one access line per request at LOG_LEVEL=info) was the largest single item
+// of the benchmark profile (docs/performance.md, "Hot-path choices"). pino's destination (sonic-boom)
+// collects lines until `bufferBytes` are pending and then writes them at once, still synchronously, so a full pipe slows
 // the gateway down instead of growing its memory. A timer writes what is pending at least every
 // FLUSH_INTERVAL_MS, so a quiet gateway's lines are never held longer than that; on close, and when
 // the process exits, everything pending is written. What a crash that skips both (SIGKILL, the

@@ -1,9 +1,9 @@
 // The per-request logger (request.log), made only when something logs through it.
 //
 // Fastify gives every request a child logger bound to its request id, and the gateway binds the user id
-// once the token is verified. pino's child() serializes its bindings when it is created; with two
-// children per request that was about 5 % of the gateway's CPU per request in the benchmark profile,
-// while a successful request logs nothing through request.log (its one access line is written by the
+// once the token is verified. pino's child() serializes its bindings when it is created, a cost paid twice
+// per request that showed in the benchmark profile (docs/performance.md, "Hot-path choices"), while a
+// successful request logs nothing through request.log (its one access line is written by the
 // root logger with reqId and userId spelled out, access-log.ts). This logger keeps the bindings and makes the
 // pino child on the first line actually written at an enabled level; what is logged is the same.
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'

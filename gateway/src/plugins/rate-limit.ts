@@ -13,9 +13,9 @@
 // open, logged at most once per 10 s) — availability of the API outranks exactness of the limit.
 // Counting is @fastify/rate-limit's own stores (LocalStore: an LRU of fixed windows in memory;
 // RedisStore: one atomic Lua INCR+PEXPIRE per request), called from our callback-style hooks. The
-// plugin's hook path (createRateLimit) awaits three promises per limiter per request; with two
-// limiters that was about 8 % of the gateway's CPU per request in the benchmark, and the in-memory
-// store answers synchronously anyway.
+// plugin's hook path (createRateLimit) awaits three promises per limiter per request, a cost that showed
+// in the benchmark (docs/performance.md, "Hot-path choices"), and the in-memory store answers
+// synchronously anyway.
 import { createRequire } from 'node:module'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
