@@ -14,7 +14,7 @@ import { replaceMeasuredSection } from './lib/report.js'
 import { formatNumber, markdownTable } from './lib/table.js'
 import { startTaskService, taskServiceSourceExists } from './lib/task-service.js'
 import { createKeys, mintPool } from './lib/tokens.js'
-import { startJwksServer } from './lib/jwks-server.js'
+import { startJwks } from '../support/jwks-server.js'
 
 interface OperationResult {
   backend: string
@@ -40,9 +40,9 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
   const machine = describeMachine()
   const perOperation = options.quick ? 400 : 3000
   const concurrency = Math.min(options.connections, USERS)
-  const jwks = await startJwksServer()
+  const jwks = await startJwks()
   const keys = await createKeys(jwks.origin)
-  jwks.setKeys([keys.eddsaPublicJwk])
+  jwks.keys = [keys.eddsaPublicJwk]
   const tokens = await mintPool(keys, 'HS256', USERS)
   const notes: string[] = []
   const results: OperationResult[] = []

@@ -17,10 +17,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startGateway } from './lib/gateway.js'
-import { startJwksServer } from './lib/jwks-server.js'
+import { startJwks } from '../support/jwks-server.js'
 import { hasTaskset, LOAD_CORE, prepareLoadGenerator, restoreSessionPriority, stopAll } from './lib/processes.js'
 import { processCpuMicros } from './lib/proc-stats.js'
-import { median } from './lib/stats.js'
+import { median } from '../support/stats.js'
 import { createKeys, mintToken, type TokenAlgorithm } from './lib/tokens.js'
 import { startUpstream, type HttpTarget } from './lib/upstream.js'
 
@@ -68,9 +68,9 @@ async function main (): Promise<number> {
   prepareLoadGenerator()
   const workDir = mkdtempSync(join(tmpdir(), 'forwarder-ab-'))
   try {
-    const jwks = await startJwksServer()
+    const jwks = await startJwks()
     const keys = await createKeys(jwks.origin)
-    jwks.setKeys([keys.eddsaPublicJwk])
+    jwks.keys = [keys.eddsaPublicJwk]
     const upstream = await startUpstream('upstream', workDir, LOAD_CORE)
     const gateways = new Map<Engine, HttpTarget>()
     for (const engine of ENGINES) {

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import { createAuthenticator } from '../gateway/src/pipeline/authenticate.js'
 import { importJwk, type VerificationKey } from '../gateway/src/keys/import.js'
-import { median } from './lib/stats.js'
+import { median } from '../support/stats.js'
 import { markdownTable } from './lib/table.js'
 
 // The last commit whose gateway verified tokens with node:crypto by hand.

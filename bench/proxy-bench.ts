@@ -8,14 +8,14 @@ import type { BenchOptions } from './lib/args.js'
 import { hotSpots, readProfiles, type HotSpot, type PackageShare } from './lib/cpu-profile.js'
 import { buildWorkspaceIfStale, gatewaySourceExists, startGateway, type GatewayOptions } from './lib/gateway.js'
 import { haproxyVersion, isSupportedHaproxy, startHaproxy } from './lib/haproxy.js'
-import { startJwksServer } from './lib/jwks-server.js'
+import { startJwks } from '../support/jwks-server.js'
 import { runClosedLoop, type LoadResult } from './lib/load.js'
 import { describeMachine, type MachineInfo } from './lib/machine.js'
 import { runOpenLoopProcess } from './lib/open-loop-process.js'
 import { watchProcess } from './lib/proc-stats.js'
 import { LOAD_CORE, PROXY_CORE, stopProcess, type Managed } from './lib/processes.js'
 import { replaceMeasuredSection } from './lib/report.js'
-import { median } from './lib/stats.js'
+import { median } from '../support/stats.js'
 import { formatNumber, formatRatio, markdownTable } from './lib/table.js'
 import { createKeys, mintPool, userIdFor, type BenchKeys, type TokenAlgorithm } from './lib/tokens.js'
 import { startUpstream, type HttpTarget } from './lib/upstream.js'
@@ -170,9 +170,9 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
   const notes: string[] = []
   console.log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Node ${machine.node}; ${machine.pinning}`)
 
-  const jwks = await startJwksServer()
+  const jwks = await startJwks()
   const keys = await createKeys(jwks.origin)
-  jwks.setKeys([keys.eddsaPublicJwk])
+  jwks.keys = [keys.eddsaPublicJwk]
 
   const upstream = await startUpstream('upstream', workDir, LOAD_CORE)
   const floor = await startUpstream('node-floor', workDir, PROXY_CORE)

@@ -18,9 +18,10 @@
 import { spawn, type SpawnOptions } from 'node:child_process'
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, connect } from 'node:net'
+import { connect } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../support/ports.js'
 import { mintDevToken } from './dev-token.js'
 import { repoRoot } from './dev-env.js'
 
@@ -313,17 +314,6 @@ const issuer = 'https://auth.compose-test.invalid'
 // Every character that breaks a hand-built connection URL: / @ # % : and a %-escape that must stay literal.
 const dbPassword = `pw/${randomBytes(6).toString('hex')}@host#frag%41:x`
 let base = ''
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function writeEnv (dir: string, port: number): void {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519', {

@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util'
 import { BACKEND } from '../task-service/test/helpers.js'
 import { spawnGateway } from '../test/helpers/gateway-process.js'
 import { originOf, startTaskService, STACK_SECRET, Teardowns } from '../test/helpers/stack.js'
-import { percentile, summary, Workload } from '../test/helpers/workload.js'
+import { percentile } from '../support/stats.js'
+import { summary, Workload } from '../test/helpers/workload.js'
 
 const { values } = parseArgs({
   options: {

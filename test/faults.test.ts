@@ -12,7 +12,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { BACKEND, buildTestApp, openMigratedPostgresVia, openTestDatabase, TEST_DATABASE_URL } from '../task-service/test/helpers.js'
-import { startJwks } from '../gateway/test/helpers/jwks-server.js'
+import { startJwks } from '../support/jwks-server.js'
 import { makeKey, signWith } from '../gateway/test/helpers/keys.js'
 import { FaultProxy, type FaultMode } from './helpers/fault-proxy.js'
 import { FaultyDatabase } from './helpers/faulty-db.js'

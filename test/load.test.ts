@@ -5,7 +5,8 @@
 import t from 'tap'
 import { BACKEND } from '../task-service/test/helpers.js'
 import { originOf, startGateway, startTaskService, STACK_SECRET } from './helpers/stack.js'
-import { percentile, summary, Workload } from './helpers/workload.js'
+import { percentile } from '../support/stats.js'
+import { summary, Workload } from './helpers/workload.js'
 
 const USERS = Number(process.env.LOAD_USERS ?? 50)
 const OPS = Number(process.env.LOAD_OPS ?? 16)

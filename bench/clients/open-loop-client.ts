@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { Agent } from 'node:http'
 import { runOpenLoop, type LoadResult } from '../lib/load.js'
-import { latencyPercentiles } from '../lib/stats.js'
+import { latencyPercentiles } from '../../support/stats.js'
 
 export interface OpenLoopTarget {
   id: string

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort } from './ports.js'
+import { freePort } from '../../support/ports.js'
 import { PROXY_CORE, startProcess, waitForHttp } from './processes.js'
 import type { HttpTarget } from './upstream.js'
 

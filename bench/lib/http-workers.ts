@@ -2,7 +2,7 @@
 // autocannon it hands each response body back, so later steps can use the ids the service assigned.
 // Bounded by a fixed request count.
 import { Agent, request } from 'node:http'
-import { latencyPercentiles } from './stats.js'
+import { latencyPercentiles } from '../../support/stats.js'
 import type { LoadResult } from './load.js'
 
 export interface PlannedRequest {

@@ -4,7 +4,7 @@
 // latency the gateway adds at a steady 1,000 requests/s.
 import autocannon from 'autocannon'
 import { Agent, request } from 'node:http'
-import { latencyPercentiles } from './stats.js'
+import { latencyPercentiles } from '../../support/stats.js'
 
 export interface LoadResult {
   /** Responses received (any status). */

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { BENCH_ASSERTION_PUBLIC_KEY } from './assertion-keys.js'
 import { buildWorkspaceIfStale, repoRoot } from './gateway.js'
-import { freePort } from './ports.js'
+import { freePort } from '../../support/ports.js'
 import { startProcess, waitForHttp } from './processes.js'
 import type { HttpTarget } from './upstream.js'
 

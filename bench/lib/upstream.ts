@@ -1,6 +1,6 @@
 // Starts the trivial upstream (bench/servers/upstream-server.ts) as a child process.
 import { fileURLToPath } from 'node:url'
-import { freePort } from './ports.js'
+import { freePort } from '../../support/ports.js'
 import { startProcess, waitForHttp, type Managed } from './processes.js'
 
 const upstreamScript = fileURLToPath(new URL('../servers/upstream-server.ts', import.meta.url))

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { hotSpots } from '../lib/cpu-profile.js'
 import { haproxyConfig, isSupportedHaproxy } from '../lib/haproxy.js'
-import { latencyPercentiles, median, percentileOfSorted } from '../lib/stats.js'
+import { latencyPercentiles, median, percentile } from '../../support/stats.js'
 import { formatRatio, markdownTable } from '../lib/table.js'
 
 t.test('median of rounds ignores non-finite values and averages the middle pair', async (t) => {
@@ -16,9 +16,9 @@ t.test('median of rounds ignores non-finite values and averages the middle pair'
 
 t.test('nearest-rank percentiles', async (t) => {
   const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1)
-  t.equal(percentileOfSorted(sorted, 50), 50)
-  t.equal(percentileOfSorted(sorted, 99), 99)
-  t.equal(percentileOfSorted(sorted, 100), 100)
+  t.equal(percentile(sorted, 50), 50)
+  t.equal(percentile(sorted, 99), 99)
+  t.equal(percentile(sorted, 100), 100)
   t.same(latencyPercentiles([0.3, 0.1, 0.2]), { p50: 0.2, p99: 0.3 })
 })
 

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
 import { b64, makeKey, rawHmac, rawSigned, SECRET, signHs, signWith, unsigned, type TestKey } from './helpers/keys.js'
-import { startJwks, type JwksServer } from './helpers/jwks-server.js'
+import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 let up: StubUpstream
 let hs: RunningGateway // HS256 secret, issuer + audience enforced

@@ -9,7 +9,7 @@ import { jwt } from 'better-auth/plugins'
 import { memoryAdapter } from 'better-auth/adapters/memory'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { startJwks, type JwksServer } from './helpers/jwks-server.js'
+import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 const BASE = 'http://localhost:3000'
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -6,7 +6,7 @@ import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
 import { makeKey, signWith, type TestKey } from './helpers/keys.js'
-import { startJwks, type JwksServer } from './helpers/jwks-server.js'
+import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 let up: StubUpstream
 let k1: TestKey, k2: TestKey, k3: TestKey

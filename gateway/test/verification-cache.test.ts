@@ -7,7 +7,7 @@ import { createAuthenticator, type KeyResolver } from '../src/pipeline/authentic
 import { JwksKeyStore } from '../src/keys/jwks.js'
 import { importJwk, type VerificationKey } from '../src/keys/import.js'
 import { b64, makeKey, signHs, signWith, type TestKey } from './helpers/keys.js'
-import { startJwks } from './helpers/jwks-server.js'
+import { startJwks } from '../../support/jwks-server.js'
 import { startUpstream } from './helpers/upstream.js'
 import { bearer, startGateway } from './helpers/gateway.js'
 

@@ -3,11 +3,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises'
 import http from 'node:http'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { freePort } from '../../support/ports.js'
 import { assertionFor, createSchema, dropSchema, TEST_ASSERTION_KEYS, TEST_DATABASE_URL, uniqueSchemaName } from './helpers.js'
 
 const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
@@ -103,14 +103,6 @@ function post (port: number, body: string, assertion: string): { req: http.Clien
     req.on('error', reject)
   })
   return { req, response }
-}
-
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 t.test('SIGTERM: the in-flight request completes, then the process exits 0', async (t) => {

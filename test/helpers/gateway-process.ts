@@ -4,17 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { freePort } from '../../support/ports.js'
 import { TEST_ASSERTION_KEYS } from '../../task-service/test/helpers.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-export async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 export interface GatewayProcess {
   port: number

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { Agent, request } from 'undici'
 import { mintDevToken } from '../../scripts/dev-token.js'
 import { checkErrorBody } from '../../task-service/test/error-schema.js'
+import { percentile } from '../../support/stats.js'
 
 export interface Task { id: string, user_id: string, title: string, description: string | null, completed: boolean }
 
@@ -67,12 +68,6 @@ interface UserState {
   tasks: Map<string, Task>
   uncertain: Set<string>
   seq: number
-}
-
-export function percentile (sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
-  return sorted[i] as number
 }
 
 export function summary (r: WorkloadResult): string {

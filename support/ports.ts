@@ -1,5 +1,5 @@
 // Free loopback ports, asked from the kernel rather than hard-coded, so two runs (or a developer's stack
-// on 8080/3001) never collide with the benchmark.
+// on 8080/3001) never collide with a test or benchmark. A port is free when asked; whoever listens next takes it.
 import { createServer } from 'node:net'
 
 export function freePort (): Promise<number> {

@@ -1,4 +1,4 @@
-// Small statistics helpers: medians across rounds, exact percentiles of recorded latencies.
+// Statistics for tests, benchmarks and scripts: medians across rounds, exact percentiles of recorded latencies.
 
 export function median (values: number[]): number {
   const finite = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b)
@@ -8,7 +8,7 @@ export function median (values: number[]): number {
 }
 
 /** Nearest-rank percentile of a sorted array (p in 0..100). */
-export function percentileOfSorted (sorted: ArrayLike<number>, p: number): number {
+export function percentile (sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   return sorted[rank]!
@@ -17,5 +17,5 @@ export function percentileOfSorted (sorted: ArrayLike<number>, p: number): numbe
 /** Percentiles of a latency log: copies into a typed array, which sorts numerically and fast. */
 export function latencyPercentiles (latenciesMs: number[]): { p50: number; p99: number } {
   const sorted = Float64Array.from(latenciesMs).sort()
-  return { p50: percentileOfSorted(sorted, 50), p99: percentileOfSorted(sorted, 99) }
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) }
 }
