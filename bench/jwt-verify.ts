@@ -13,16 +13,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import { createAuthenticator } from '../gateway/src/pipeline/authenticate.js'
 import { importJwk, type VerificationKey } from '../gateway/src/keys/import.js'
 import { median } from '../support/stats.js'
+import { createKeys, mintToken } from './lib/tokens.js'
 import { markdownTable } from './lib/table.js'
 
 // The last commit whose gateway verified tokens with node:crypto by hand.
 const DEFAULT_BASELINE = '5fbef13'
 const ISSUER = 'https://auth.bench.test'
-const SECRET = 'bench-hmac-secret-of-at-least-32-bytes-0123456789'
 
 interface Verifier { verifyToken: (token: string) => unknown }
 
@@ -74,26 +73,19 @@ async function measure (v: Verifier, tokens: string[]): Promise<{ cpuUs: number,
 
 const baseline = await loadBaseline(values.baseline)
 try {
-  const ed = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })
-  const jwk = { ...(await exportJWK(ed.publicKey)), kid: 'bench-ed25519', alg: 'EdDSA', use: 'sig' }
+  const keys = await createKeys(ISSUER)
+  const jwk = keys.eddsaPublicJwk
   const oldKey = baseline.importJwk(jwk, ['EdDSA'])
   const newKey = await importJwk(jwk, ['EdDSA']) as VerificationKey
-  const common = { secret: Buffer.from(SECRET), hmacAlgorithms: ['HS256'] as const, asymmetricAlgorithms: ['EdDSA'] as const, issuer: ISSUER, audience: [ISSUER], clockToleranceSec: 5 }
+  const common = { secret: Buffer.from(keys.hmacSecret), hmacAlgorithms: ['HS256'] as const, asymmetricAlgorithms: ['EdDSA'] as const, issuer: ISSUER, audience: [ISSUER], clockToleranceSec: 5 }
   const impls: Record<'baseline' | 'jose', Verifier> = {
     baseline: baseline.createAuthenticator({ ...common, keys: { resolve: () => oldKey as VerificationKey } }),
     jose: createAuthenticator({ ...common, keys: { resolve: () => newKey } })
   }
-  const mint = async (alg: 'EdDSA' | 'HS256', i: number): Promise<string> => {
-    const jwt = new SignJWT({ email: `user-${i}@example.test`, name: `User ${i}` })
-      .setSubject(`bench-user-${i}`).setIssuer(ISSUER).setAudience(ISSUER).setIssuedAt().setExpirationTime('1h')
-    return alg === 'EdDSA'
-      ? await jwt.setProtectedHeader({ alg, kid: 'bench-ed25519', typ: 'JWT' }).sign(ed.privateKey)
-      : await jwt.setProtectedHeader({ alg, typ: 'JWT' }).sign(new TextEncoder().encode(SECRET))
-  }
 
   const rows: Array<Array<string | number>> = []
   for (const alg of ['EdDSA', 'HS256'] as const) {
-    const tokens = await Promise.all(Array.from({ length: N }, async (_, i) => await mint(alg, i)))
+    const tokens = await Promise.all(Array.from({ length: N }, async (_, i) => await mintToken(keys, alg, i)))
     for (const v of Object.values(impls)) await measure(v, tokens.slice(0, Math.min(500, N))) // warm-up
     const cpu: Record<string, number[]> = { baseline: [], jose: [] }
     const wall: Record<string, number[]> = { baseline: [], jose: [] }

@@ -22,7 +22,7 @@ import { connect } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../support/ports.js'
-import { mintDevToken } from './dev-token.js'
+import { mintDevToken } from '../support/tokens.js'
 import { repoRoot } from './dev-env.js'
 
 const PROJECT = 'todocomposetest'

@@ -2,7 +2,7 @@
 // signed with the same secret the local gateway uses (BETTER_AUTH_SECRET or JWT_SECRET, from the
 // environment or .env). Not for production: real tokens come from Better Auth.
 import { effectiveEnv } from './dev-env.js'
-import { DEFAULT_TTL_SECONDS, mintDevToken } from './dev-token.js'
+import { DEFAULT_TTL_SECONDS, mintDevToken } from '../support/tokens.js'
 
 const MAX_TTL_SECONDS = 24 * 60 * 60
 

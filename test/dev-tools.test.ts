@@ -8,7 +8,7 @@ import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import { DEV_CORS_ORIGINS, ensureAssertionKeys, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, publicKeyOf, readEnvFile, repoRoot } from '../scripts/dev-env.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { loadConfig as loadTaskServiceConfig } from '../task-service/src/config.js'
-import { mintDevToken } from '../scripts/dev-token.js'
+import { mintDevToken } from '../support/tokens.js'
 
 const run = promisify(execFile)
 const tsx = join(repoRoot, 'node_modules', '.bin', 'tsx')
@@ -124,9 +124,9 @@ t.test('npm run token: prints a token for the user, refuses bad input with a cle
 
 t.test('npm run token without any secret says how to get one', async (t) => {
   // Run from a copy of the scripts whose .env does not exist, so the repository's own .env is not read.
-  const dir = t.testdir({ scripts: {} })
-  for (const file of ['token.ts', 'dev-env.ts', 'dev-token.ts']) {
-    writeFileSync(join(dir, 'scripts', file), readFileSync(join(repoRoot, 'scripts', file)))
+  const dir = t.testdir({ scripts: {}, support: {} })
+  for (const file of ['scripts/token.ts', 'scripts/dev-env.ts', 'support/tokens.ts']) {
+    writeFileSync(join(dir, file), readFileSync(join(repoRoot, file)))
   }
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}')
   const env = { ...process.env, BETTER_AUTH_SECRET: '', JWT_SECRET: '' }

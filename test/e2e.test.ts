@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { buildTestApp as buildTaskService, BACKEND, identityHeaders, signAssertion, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { mintDevToken } from '../scripts/dev-token.js'
+import { mintDevToken } from '../support/tokens.js'
 import { errorCode } from '../task-service/test/error-schema.js'
 
 const SECRET = 'end-to-end-secret-of-at-least-32-bytes'

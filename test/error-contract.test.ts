@@ -18,7 +18,7 @@ import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { openapiDocument } from '../gateway/src/openapi.js'
 import type { Database, Queryable, QueryResult } from '../task-service/src/db.js'
 import { assertionFor, buildTestApp, createTask, newUser, openTestDatabase, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { mintDevToken } from '../scripts/dev-token.js'
+import { mintDevToken } from '../support/tokens.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 interface Operation { responses: Record<string, unknown> }

@@ -5,7 +5,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { startUpstream } from '../gateway/test/helpers/upstream.js'
 import { FLUSH_INTERVAL_MS } from '../gateway/src/log-destination.js'
-import { mintDevToken } from '../scripts/dev-token.js'
+import { mintDevToken } from '../support/tokens.js'
 import { exitWithin, spawnGateway } from './helpers/gateway-process.js'
 import { STACK_SECRET } from './helpers/stack.js'
 

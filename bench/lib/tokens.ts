@@ -2,14 +2,15 @@
 // never sits on the client path. Claims look like Better Auth's `jwt` plugin output (sub plus the user's
 // email and name, iss and aud = the auth server's origin), so that the gateway parses realistic tokens.
 import { randomBytes } from 'node:crypto'
-import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWK } from 'jose'
+import type { JWK } from 'jose'
+import { makeKey, signHs, signWith, type TestKey } from '../../support/tokens.js'
 
 export interface BenchKeys {
   /** HS256 secret as a printable string: the gateway uses its UTF-8 bytes, HAProxy the raw string. */
   hmacSecret: string
-  eddsaPrivate: CryptoKey
+  eddsa: TestKey
   eddsaPublicJwk: JWK
-  es256Private: CryptoKey
+  es256: TestKey
   /** PEM public key for HAProxy's ES256 reference (it loads keys from files at start). */
   es256PublicPem: string
   issuer: string
@@ -19,16 +20,15 @@ export interface BenchKeys {
 export type TokenAlgorithm = 'HS256' | 'EdDSA' | 'ES256'
 
 export async function createKeys (issuer: string): Promise<BenchKeys> {
-  const eddsa = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })
-  const es256 = await generateKeyPair('ES256', { extractable: true })
-  const eddsaPublicJwk = { ...(await exportJWK(eddsa.publicKey)), kid: 'bench-ed25519', alg: 'EdDSA', use: 'sig' }
+  const eddsa = await makeKey('EdDSA', 'bench-ed25519')
+  const es256 = await makeKey('ES256', 'bench-es256')
   return {
     // Hex keeps it free of characters that would need quoting in HAProxy's config; 64 bytes ≥ 32 required.
     hmacSecret: randomBytes(32).toString('hex'),
-    eddsaPrivate: eddsa.privateKey,
-    eddsaPublicJwk,
-    es256Private: es256.privateKey,
-    es256PublicPem: await exportSPKI(es256.publicKey),
+    eddsa,
+    eddsaPublicJwk: eddsa.jwk,
+    es256,
+    es256PublicPem: es256.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     issuer,
     audience: issuer
   }
@@ -40,16 +40,22 @@ export function userIdFor (index: number): string {
 
 export async function mintToken (keys: BenchKeys, alg: TokenAlgorithm, userIndex: number): Promise<string> {
   const sub = userIdFor(userIndex)
-  const jwt = new SignJWT({ email: `${sub}@example.test`, name: `Bench User ${userIndex}`, emailVerified: true })
-    .setSubject(sub)
-    .setIssuer(keys.issuer)
-    .setAudience(keys.audience)
-    .setIssuedAt()
+  const now = Math.floor(Date.now() / 1000)
+  const claims = {
+    sub,
+    email: `${sub}@example.test`,
+    name: `Bench User ${userIndex}`,
+    emailVerified: true,
+    iss: keys.issuer,
+    aud: keys.audience,
+    iat: now,
     // Long enough for the longest run; a token that expired mid-run would turn into 401s, counted as errors.
-    .setExpirationTime('2h')
-  if (alg === 'HS256') return jwt.setProtectedHeader({ alg, typ: 'JWT' }).sign(new TextEncoder().encode(keys.hmacSecret))
-  if (alg === 'EdDSA') return jwt.setProtectedHeader({ alg, kid: 'bench-ed25519', typ: 'JWT' }).sign(keys.eddsaPrivate)
-  return jwt.setProtectedHeader({ alg, typ: 'JWT' }).sign(keys.es256Private)
+    exp: now + 2 * 3600
+  }
+  if (alg === 'HS256') return signHs(claims, keys.hmacSecret, { typ: 'JWT' })
+  if (alg === 'EdDSA') return signWith(keys.eddsa, claims, { typ: 'JWT' })
+  // HAProxy's ES256 reference selects no key by kid: the token carries none.
+  return signWith(keys.es256, claims, { typ: 'JWT', kid: undefined })
 }
 
 /** `count` distinct tokens for users firstUser…firstUser+count-1, minted in parallel batches. */

@@ -6,7 +6,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
-import { b64, makeKey, rawHmac, rawSigned, SECRET, signHs, signWith, unsigned, type TestKey } from './helpers/keys.js'
+import { b64, makeKey, rawHmac, rawSigned, SECRET, signHs, signWith, unsigned, type TestKey } from '../../support/tokens.js'
 import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 let up: StubUpstream

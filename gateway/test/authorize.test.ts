@@ -7,7 +7,7 @@ import { startGateway, type RunningGateway } from './helpers/gateway.js'
 import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { ASSERTION_ENV, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 let up: StubUpstream

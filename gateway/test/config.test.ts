@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
-import { ASSERTION_ENV, SECRET } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET } from '../../support/tokens.js'
 import { startUpstream } from './helpers/upstream.js'
 
 t.test('defaults with only JWT_SECRET', async (t) => {

@@ -17,7 +17,7 @@ import net from 'node:net'
 import type { ServerResponse } from 'node:http'
 import { sendChunks, startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from './helpers/keys.js'
+import { signHs } from '../../support/tokens.js'
 import { request } from 'undici'
 
 const RUNS = Number(process.env.CHAOS_RUNS ?? 20)

@@ -4,7 +4,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from './helpers/keys.js'
+import { signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let gw: RunningGateway

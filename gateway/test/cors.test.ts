@@ -9,7 +9,7 @@ import net from 'node:net'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
-import { signHs } from './helpers/keys.js'
+import { signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 import { beginDrain } from '../src/plugins/drain.js'
 

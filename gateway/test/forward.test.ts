@@ -7,7 +7,7 @@ import net from 'node:net'
 import { request } from 'undici'
 import { sendChunks, startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from './helpers/keys.js'
+import { signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 let up: StubUpstream

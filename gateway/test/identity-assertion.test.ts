@@ -7,7 +7,7 @@ import { ASSERTION_LIFETIME_SEC, IdentityAssertionSigner, REFRESH_BEFORE_EXPIRY_
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { startGateway, type RunningGateway } from './helpers/gateway.js'
-import { ASSERTION_KEYS, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_KEYS, SECRET, signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 const verify = (token: string, currentDate?: Date): ReturnType<typeof jwtVerify> => jwtVerify(token, ASSERTION_KEYS.publicKey, {

@@ -5,7 +5,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { makeKey, signWith, type TestKey } from './helpers/keys.js'
+import { makeKey, signWith, type TestKey } from '../../support/tokens.js'
 import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 let up: StubUpstream

@@ -4,7 +4,7 @@ import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let gw: RunningGateway

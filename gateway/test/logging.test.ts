@@ -5,7 +5,7 @@ import { request } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { plaintextJwksWarning } from '../src/keys/jwks.js'
-import { ASSERTION_ENV, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
 import { startUpstream } from './helpers/upstream.js'
 import { eventually } from './helpers/gateway.js'
 

@@ -10,7 +10,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { startUpstream, type Recorded, type StubUpstream } from './helpers/upstream.js'
 import { startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from './helpers/keys.js'
+import { signHs } from '../../support/tokens.js'
 import { rawHttp } from './helpers/raw.js'
 import { FORWARDED_REQUEST_HEADERS, GATEWAY_SET_HEADERS } from '../src/pipeline/rewrite-headers.js'
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 

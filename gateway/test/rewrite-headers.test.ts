@@ -6,7 +6,7 @@ import t from 'tap'
 import { FORWARDED_REQUEST_HEADERS, GATEWAY_SET_HEADERS, rewriteHeaders } from '../src/pipeline/rewrite-headers.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
-import { signHs } from './helpers/keys.js'
+import { signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 let up: StubUpstream

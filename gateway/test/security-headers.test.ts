@@ -7,7 +7,7 @@ import net from 'node:net'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { makeKey, rawHmac, rawSigned, SECRET, signHs, unsigned } from './helpers/keys.js'
+import { makeKey, rawHmac, rawSigned, SECRET, signHs, unsigned } from '../../support/tokens.js'
 import { rawHttp } from './helpers/raw.js'
 
 let up: StubUpstream

@@ -11,7 +11,7 @@ import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let token: string

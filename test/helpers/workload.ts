@@ -11,7 +11,7 @@
 // from the leak checks.
 import { randomBytes } from 'node:crypto'
 import { Agent, request } from 'undici'
-import { mintDevToken } from '../../scripts/dev-token.js'
+import { mintDevToken } from '../../support/tokens.js'
 import { checkErrorBody } from '../../task-service/test/error-schema.js'
 import { percentile } from '../../support/stats.js'
 

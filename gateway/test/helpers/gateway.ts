@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { ASSERTION_ENV, SECRET } from './keys.js'
+import { ASSERTION_ENV, SECRET } from '../../../support/tokens.js'
 
 export interface RunningGateway {
   app: FastifyInstance

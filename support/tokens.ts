@@ -1,7 +1,9 @@
-// Test keys and token minting. Tokens are signed with jose (an independent implementation of the
-// verifier under test); forged shapes are assembled by hand.
+// Keys and tokens for tests, benchmarks and scripts. Tokens are signed with jose (an independent
+// implementation of the gateway's verifier); forged shapes are assembled by hand.
 import { createHmac, generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto'
 import { SignJWT, exportJWK, type JWK } from 'jose'
+
+export const DEFAULT_TTL_SECONDS = 15 * 60
 
 export const SECRET = 'test-secret-that-is-long-enough-0123456789abcdef'
 
@@ -84,3 +86,23 @@ export const ASSERTION_KEYS = (() => {
 
 /** The key every gateway configuration needs. */
 export const ASSERTION_ENV = { GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem }
+
+export interface DevTokenOptions {
+  secret: string
+  subject: string
+  ttlSeconds?: number
+  issuer?: string | undefined
+  audience?: string | undefined
+}
+
+/** A short-lived HS256 token shaped like the ones the gateway accepts (`npm run token`, e2e and compose checks). */
+export async function mintDevToken (options: DevTokenOptions): Promise<string> {
+  const jwt = new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(options.subject)
+    .setIssuedAt()
+    .setExpirationTime(`${options.ttlSeconds ?? DEFAULT_TTL_SECONDS}s`)
+  if (options.issuer) jwt.setIssuer(options.issuer)
+  if (options.audience) jwt.setAudience(options.audience)
+  return jwt.sign(new TextEncoder().encode(options.secret))
+}
