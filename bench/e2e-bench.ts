@@ -13,7 +13,7 @@ import { stopProcess } from './lib/processes.js'
 import { replaceMeasuredSection } from './lib/report.js'
 import { formatNumber, markdownTable } from './lib/table.js'
 import { startTaskService, taskServiceSourceExists } from './lib/task-service.js'
-import { createKeys, mintPool } from './lib/tokens.js'
+import { createKeys, gatewayAuth, mintPool } from './lib/tokens.js'
 import { startJwks } from '../support/jwks-server.js'
 
 interface OperationResult {
@@ -75,10 +75,7 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
       const gateway = await startGateway({
         name: `gateway-e2e-${backend.name}`,
         upstreamUrl: taskService.baseUrl,
-        hmacSecret: keys.hmacSecret,
-        jwksUrl: jwks.url,
-        issuer: keys.issuer,
-        audience: keys.audience,
+        ...gatewayAuth(keys, jwks.url),
         logDir: workDir,
         logLevel: options.logLevel,
         // Same machine, no pinning: the whole stack shares both cores.

@@ -21,7 +21,7 @@ import { startJwks } from '../support/jwks-server.js'
 import { hasTaskset, LOAD_CORE, prepareLoadGenerator, restoreSessionPriority, stopAll } from './lib/processes.js'
 import { processCpuMicros } from './lib/proc-stats.js'
 import { median } from '../support/stats.js'
-import { createKeys, mintToken, type TokenAlgorithm } from './lib/tokens.js'
+import { createKeys, gatewayAuth, mintToken, type TokenAlgorithm } from './lib/tokens.js'
 import { startUpstream, type HttpTarget } from './lib/upstream.js'
 
 const ENGINES = ['dispatcher', 'reply-from'] as const
@@ -77,10 +77,7 @@ async function main (): Promise<number> {
       gateways.set(engine, await startGateway({
         name: `gateway-${engine}`,
         upstreamUrl: upstream.baseUrl,
-        hmacSecret: keys.hmacSecret,
-        jwksUrl: jwks.url,
-        issuer: keys.issuer,
-        audience: keys.audience,
+        ...gatewayAuth(keys, jwks.url),
         logDir: workDir,
         logLevel: 'info',
         entry: abEntry,

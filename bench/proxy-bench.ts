@@ -17,7 +17,7 @@ import { LOAD_CORE, PROXY_CORE, stopProcess, type Managed } from './lib/processe
 import { replaceMeasuredSection } from './lib/report.js'
 import { median } from '../support/stats.js'
 import { formatNumber, formatRatio, markdownTable } from './lib/table.js'
-import { createKeys, mintPool, userIdFor, type BenchKeys, type TokenAlgorithm } from './lib/tokens.js'
+import { createKeys, gatewayAuth, mintPool, userIdFor, type BenchKeys, type TokenAlgorithm } from './lib/tokens.js'
 import { startUpstream, type HttpTarget } from './lib/upstream.js'
 
 type ScenarioId =
@@ -196,10 +196,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
 
   const gatewayBase: Omit<GatewayOptions, 'name'> = {
     upstreamUrl: upstream.baseUrl,
-    hmacSecret: keys.hmacSecret,
-    jwksUrl: jwks.url,
-    issuer: keys.issuer,
-    audience: keys.audience,
+    ...gatewayAuth(keys, jwks.url),
     logDir: workDir,
     logLevel: options.logLevel,
     entry: options.gatewayEntry

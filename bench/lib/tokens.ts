@@ -34,6 +34,11 @@ export async function createKeys (issuer: string): Promise<BenchKeys> {
   }
 }
 
+/** The gateway settings that make it accept these keys' tokens. */
+export function gatewayAuth (keys: BenchKeys, jwksUrl: string): { hmacSecret: string, jwksUrl: string, issuer: string, audience: string } {
+  return { hmacSecret: keys.hmacSecret, jwksUrl, issuer: keys.issuer, audience: keys.audience }
+}
+
 export function userIdFor (index: number): string {
   return `bench-user-${index}`
 }
