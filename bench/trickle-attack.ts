@@ -7,9 +7,9 @@
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
-import { SignJWT } from 'jose'
 import { buildApp } from '../gateway/src/app.js'
 import { loadConfig } from '../gateway/src/config.js'
+import { signHs } from '../support/tokens.js'
 import { BENCH_ASSERTION_PRIVATE_KEY } from './lib/assertion-keys.js'
 
 const UPLOADS = Number(process.env.ATTACK_UPLOADS ?? 200)
@@ -32,7 +32,7 @@ const app = await buildApp(loadConfig({
 }), { logger: false })
 await app.listen({ port: 0, host: '127.0.0.1' })
 const port = (app.server.address() as AddressInfo).port
-const sign = async (sub: string): Promise<string> => await new SignJWT({ sub, aud: 'bench' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(SECRET))
+const sign = async (sub: string): Promise<string> => await signHs({ sub, aud: 'bench', exp: Math.floor(Date.now() / 1000) + 600 }, SECRET)
 
 // The attacker.
 const attacker = await sign('attacker')

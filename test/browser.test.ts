@@ -17,9 +17,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { SignJWT } from 'jose'
 import { chromium, type Page } from 'playwright-core'
-import { mintDevToken } from '../scripts/dev-token.js'
+import { mintDevToken, signHs } from '../support/tokens.js'
 import { effectiveEnv, ensureDevCorsOrigins, ensureDevSecret } from '../scripts/dev-env.js'
 import { FaultProxy } from './helpers/fault-proxy.js'
 import { STACK_SECRET, originOf, startGateway, startTaskService } from './helpers/stack.js'
@@ -232,8 +231,7 @@ async function suite (executablePath: string): Promise<void> {
   // ---- authentication errors a frontend acts on -----------------------------------------------------------
   t.test('an expired token: WWW-Authenticate and token_expired readable; the page refreshes and retries', async (t) => {
     const now = Math.floor(Date.now() / 1000)
-    const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('browser-refresh')
-      .setIssuedAt(now - 3600).setExpirationTime(now - 600).sign(new TextEncoder().encode(STACK_SECRET))
+    const expired = await signHs({ sub: 'browser-refresh', iat: now - 3600, exp: now - 600 }, STACK_SECRET, { typ: 'JWT' })
     const { first, retried } = await callWithRefresh('list with an expired token', { url: main + '/api/tasks', token: expired })
     if (readable(t, first, 401)) {
       t.equal(first.headers?.['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="token expired"', 'WWW-Authenticate readable')

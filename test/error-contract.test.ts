@@ -9,7 +9,6 @@ import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { SignJWT } from 'jose'
 import { request } from 'undici'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { Validator } from '@seriousme/openapi-schema-validator'
@@ -18,7 +17,7 @@ import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { openapiDocument } from '../gateway/src/openapi.js'
 import type { Database, Queryable, QueryResult } from '../task-service/src/db.js'
 import { assertionFor, buildTestApp, createTask, newUser, openTestDatabase, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { mintDevToken } from '../support/tokens.js'
+import { mintDevToken, signHs } from '../support/tokens.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 interface Operation { responses: Record<string, unknown> }
@@ -339,8 +338,7 @@ t.test('gateway: every error path, its own and forwarded, answers in the one sha
   const alice = newUser('alice')
   const token = await mintDevToken({ secret: SECRET, subject: alice, ttlSeconds: 300 })
   const bob = await mintDevToken({ secret: SECRET, subject: newUser('bob'), ttlSeconds: 300 })
-  const expired = await new SignJWT({ sub: alice }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
-    .setExpirationTime(Math.floor(Date.now() / 1000) - 3600).sign(new TextEncoder().encode(SECRET))
+  const expired = await signHs({ sub: alice, iat: Math.floor(Date.now() / 1000) - 7200, exp: Math.floor(Date.now() / 1000) - 3600 }, SECRET)
   const created = await request(`${base}/api/tasks`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"title":"mine"}' })
   const task = await created.body.json() as { id: string }
   const call = async (g: FastifyInstance | string, method: string, path: string, opts: { auth?: string | null, headers?: Record<string, string>, body?: string } = {}): Promise<{ status: number, body: string, requestId: string }> => {

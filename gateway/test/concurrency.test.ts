@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 t.before(async () => { up = await startUpstream() })
