@@ -5,6 +5,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } f
 import { chmodSync, existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseEnv } from 'node:util'
+import { DEV_AUDIENCE } from '../support/tokens.js'
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 export const envFilePath = fileURLToPath(new URL('../.env', import.meta.url))
@@ -40,6 +41,18 @@ export const DEV_CORS_ORIGINS = 'http://localhost:3000,http://127.0.0.1:3000'
 export function ensureDevCorsOrigins (env: NodeJS.ProcessEnv, path: string = envFilePath): { created: boolean } {
   if (env.CORS_ORIGINS !== undefined || readEnvFile(path).CORS_ORIGINS !== undefined) return { created: false }
   appendLines(path, `# Frontend origins allowed to call the gateway from a browser (comma-separated; empty: none).\nCORS_ORIGINS=${DEV_CORS_ORIGINS}\n`)
+  return { created: true }
+}
+
+/**
+ * Makes sure the local gateway has a token audience (it refuses to start without one): JWT_AUDIENCE=todo-api
+ * is appended to .env unless an audience is already configured in the environment or in .env — JWT_AUDIENCE,
+ * or BETTER_AUTH_URL, whose origin is the audience. Returns whether it was written.
+ */
+export function ensureDevAudience (env: NodeJS.ProcessEnv, path: string = envFilePath): { created: boolean } {
+  const fromFile = readEnvFile(path)
+  if (env.JWT_AUDIENCE || env.BETTER_AUTH_URL || fromFile.JWT_AUDIENCE || fromFile.BETTER_AUTH_URL) return { created: false }
+  appendLines(path, `# Written by \`npm start\`: the audience (aud) the gateway requires in tokens; \`npm run token\` mints it.\nJWT_AUDIENCE=${DEV_AUDIENCE}\n`)
   return { created: true }
 }
 

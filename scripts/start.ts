@@ -1,6 +1,6 @@
 // `npm start`: the local stack on one machine, no database server needed.
 //   task service on 127.0.0.1:3001 (PGlite on disk under ./data), gateway on 127.0.0.1:8080 in front of it.
-// On first run it writes a .env with a random BETTER_AUTH_SECRET, the usual frontend dev origins in
+// On first run it writes a .env with a random BETTER_AUTH_SECRET, JWT_AUDIENCE=todo-api, the usual frontend dev origins in
 // CORS_ORIGINS and the gateway's identity-assertion key pair (never overwriting any of them); each service gets
 // only its half of the pair. Both services' log lines are shown, each marked with its service; Ctrl-C stops
 // both cleanly (gateway first, so no request is forwarded to a task service that is already gone).
@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { ensureAssertionKeys, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, publicKeyOf, repoRoot } from './dev-env.js'
+import { ensureAssertionKeys, ensureDevAudience, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, publicKeyOf, repoRoot } from './dev-env.js'
 
 const READY_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 15_000
@@ -78,6 +78,7 @@ async function stop (service: Service): Promise<void> {
 async function main (): Promise<void> {
   const { created } = ensureDevSecret(process.env)
   if (created) say('wrote .env with a new random BETTER_AUTH_SECRET (kept for later runs)')
+  if (ensureDevAudience(process.env).created) say('added JWT_AUDIENCE=todo-api to .env (the audience the gateway requires; `npm run token` mints it)')
   if (ensureDevCorsOrigins(process.env).created) say('wrote CORS_ORIGINS to .env: browsers on http://localhost:3000 and http://127.0.0.1:3000 may call the API (edit .env to change)')
   try {
     if (ensureAssertionKeys(process.env).created) say('wrote .env with a new identity-assertion key pair for the gateway and the task service (kept for later runs)')

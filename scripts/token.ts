@@ -1,6 +1,9 @@
 // `npm run token -- <user-id> [--ttl <seconds>]`: prints a short-lived HS256 development token for curl,
 // signed with the same secret the local gateway uses (BETTER_AUTH_SECRET or JWT_SECRET, from the
-// environment or .env). Not for production: real tokens come from Better Auth.
+// environment or .env) and carrying the issuer and audience it checks (derived by the gateway's own
+// config code from JWT_ISSUER, JWT_AUDIENCE, BETTER_AUTH_URL). Not for production: real tokens come from
+// Better Auth.
+import { ConfigError, expectedIssuerAndAudience } from '../gateway/src/config.js'
 import { effectiveEnv } from './dev-env.js'
 import { DEFAULT_TTL_SECONDS, mintDevToken } from '../support/tokens.js'
 
@@ -32,12 +35,20 @@ async function main (argv: string[]): Promise<void> {
   const env = effectiveEnv()
   const secret = env.JWT_SECRET || env.BETTER_AUTH_SECRET
   if (!secret) fail('no BETTER_AUTH_SECRET (or JWT_SECRET) in the environment or .env: run `npm start` once, or set one')
+  let expected: ReturnType<typeof expectedIssuerAndAudience>
+  try {
+    expected = expectedIssuerAndAudience(env)
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`the gateway would not start with this configuration: ${err.message}`)
+    throw err
+  }
   const token = await mintDevToken({
     secret,
     subject,
     ttlSeconds,
-    issuer: env.JWT_ISSUER || undefined,
-    audience: env.JWT_AUDIENCE || undefined
+    issuer: expected.issuer,
+    // JWT_AUDIENCE=* (any audience): the default development audience will do.
+    audience: expected.audience?.[0]
   })
   process.stdout.write(token + '\n')
 }

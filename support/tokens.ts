@@ -6,6 +6,10 @@ import { SignJWT, exportJWK, type JWK } from 'jose'
 export const DEFAULT_TTL_SECONDS = 15 * 60
 
 export const SECRET = 'test-secret-that-is-long-enough-0123456789abcdef'
+/** The audience of the local stack: `npm start` writes JWT_AUDIENCE=todo-api into a new .env. */
+export const DEV_AUDIENCE = 'todo-api'
+/** The audience test gateways check (startGateway's default) and test tokens carry unless told otherwise. */
+export const AUDIENCE = DEV_AUDIENCE
 
 export interface TestKey {
   kid: string
@@ -37,7 +41,7 @@ export interface Claims {
 const now = (): number => Math.floor(Date.now() / 1000)
 
 function defaults (claims: Claims): Claims {
-  return { sub: 'user-1', exp: now() + 600, iat: now(), ...claims }
+  return { sub: 'user-1', aud: AUDIENCE, exp: now() + 600, iat: now(), ...claims }
 }
 
 /** Signs with jose. `claims` fields set to undefined are removed. */
@@ -92,7 +96,8 @@ export interface DevTokenOptions {
   subject: string
   ttlSeconds?: number
   issuer?: string | undefined
-  audience?: string | undefined
+  /** Default: DEV_AUDIENCE. */
+  audience?: string | string[] | undefined
 }
 
 /** A short-lived HS256 token shaped like the ones the gateway accepts (`npm run token`, e2e and compose checks). */
@@ -103,6 +108,6 @@ export async function mintDevToken (options: DevTokenOptions): Promise<string> {
     .setIssuedAt()
     .setExpirationTime(`${options.ttlSeconds ?? DEFAULT_TTL_SECONDS}s`)
   if (options.issuer) jwt.setIssuer(options.issuer)
-  if (options.audience) jwt.setAudience(options.audience)
+  jwt.setAudience(options.audience ?? DEV_AUDIENCE)
   return jwt.sign(new TextEncoder().encode(options.secret))
 }

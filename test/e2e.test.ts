@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { buildTestApp as buildTaskService, BACKEND, identityHeaders, signAssertion, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { mintDevToken } from '../support/tokens.js'
+import { DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
 import { errorCode } from '../task-service/test/error-schema.js'
 
 const SECRET = 'end-to-end-secret-of-at-least-32-bytes'
@@ -25,6 +25,7 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
   await taskService.listen({ port: 0, host: '127.0.0.1' })
   const gateway = await buildGateway(loadGatewayConfig({
     JWT_SECRET: SECRET,
+    JWT_AUDIENCE: DEV_AUDIENCE,
     GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem,
     TASK_SERVICE_URL: origin(taskService),
     LOG_LEVEL: 'silent',

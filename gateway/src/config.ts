@@ -46,6 +46,7 @@ export interface GatewayConfig {
     secret: Buffer | undefined
     jwks: JwksSettings | undefined
     issuer: string | undefined
+    /** The token's `aud` must contain one of these; undefined only when JWT_AUDIENCE=* (any audience). */
     audience: string[] | undefined
     hmacAlgorithms: HmacAlg[]
     asymmetricAlgorithms: AsymmetricAlg[]
@@ -119,6 +120,32 @@ function httpUrl (name: string, raw: string): URL {
   return u
 }
 
+/** What `JWT_AUDIENCE=*` means: any audience is accepted (logged as a warning at every start). */
+export const ANY_AUDIENCE = '*'
+
+/**
+ * The `iss` and `aud` a token must carry: JWT_ISSUER / JWT_AUDIENCE, else BETTER_AUTH_URL's origin (what
+ * Better Auth's jwt plugin signs). `audience` undefined means JWT_AUDIENCE=* (any audience). Shared with
+ * `npm run token`, so a development token carries exactly what this gateway checks.
+ */
+export function expectedIssuerAndAudience (env: NodeJS.ProcessEnv): { issuer: string | undefined, audience: string[] | undefined } {
+  const betterAuthRaw = str(env, 'BETTER_AUTH_URL')
+  const betterAuth = betterAuthRaw !== undefined ? httpUrl('BETTER_AUTH_URL', betterAuthRaw) : undefined
+  const issuer = str(env, 'JWT_ISSUER') ?? betterAuth?.origin
+  const audRaw = str(env, 'JWT_AUDIENCE')
+  if (audRaw === undefined) {
+    if (betterAuth !== undefined) return { issuer, audience: [betterAuth.origin] }
+    return fail(`No token audience configured: any token signed with these keys would be accepted, whatever it was issued for (RFC 8725 §3.9). Set JWT_AUDIENCE to the audience your tokens carry (comma-separated, e.g. JWT_AUDIENCE=todo-api), or BETTER_AUTH_URL (its origin is the audience Better Auth signs), or JWT_AUDIENCE=${ANY_AUDIENCE} to accept any audience`)
+  }
+  const audience = audRaw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (audience.length === 0) fail(`JWT_AUDIENCE lists no audience, got "${audRaw}"`)
+  if (audience.includes(ANY_AUDIENCE)) {
+    if (audience.length > 1) fail(`JWT_AUDIENCE is either ${ANY_AUDIENCE} (any audience) or a list of audiences, not both; got "${audRaw}"`)
+    return { issuer, audience: undefined }
+  }
+  return { issuer, audience }
+}
+
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const port = int(env, 'PORT', 8080, 0, 65535)
   const host = str(env, 'HOST') ?? '127.0.0.1'
@@ -161,11 +188,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     fail('No way to verify tokens: set JWT_SECRET (HS256 secret, ≥ 32 bytes), JWKS_URL, or BETTER_AUTH_URL (uses <url>/api/auth/jwks)')
   }
 
-  const issuer = str(env, 'JWT_ISSUER') ?? betterAuth?.origin
-  const audRaw = str(env, 'JWT_AUDIENCE')
-  const audience = audRaw !== undefined
-    ? audRaw.split(',').map((s) => s.trim()).filter((s) => s !== '')
-    : betterAuth !== undefined ? [betterAuth.origin] : undefined
+  const { issuer, audience } = expectedIssuerAndAudience(env)
 
   // Algorithm allow-list.
   const algRaw = str(env, 'JWT_ALGORITHMS')

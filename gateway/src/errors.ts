@@ -17,6 +17,7 @@ export type AuthErrorCode =
   | 'invalid_issuer'
   | 'invalid_audience'
   | 'invalid_subject'
+  | 'invalid_token_type'
 
 export type ErrorCode =
   | AuthErrorCode
@@ -49,7 +50,8 @@ export const AUTH_ERROR_DESCRIPTIONS: Record<AuthErrorCode, string> = {
   invalid_claims: 'invalid claims',
   invalid_issuer: 'invalid issuer',
   invalid_audience: 'invalid audience',
-  invalid_subject: 'invalid subject'
+  invalid_subject: 'invalid subject',
+  invalid_token_type: 'token type not accepted'
 }
 
 export class AuthError extends Error {

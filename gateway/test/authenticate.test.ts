@@ -6,7 +6,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
-import { b64, makeKey, rawHmac, rawSigned, SECRET, signHs, signWith, unsigned, type TestKey } from '../../support/tokens.js'
+import { sign as nodeSign } from 'node:crypto'
+import { AUDIENCE, b64, makeKey, rawHmac, rawSigned, SECRET, signHs, signWith, unsigned, type TestKey } from '../../support/tokens.js'
 import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 let up: StubUpstream
@@ -275,6 +276,39 @@ t.test('bad sub: a lone UTF-16 surrogate (would collapse to U+FFFD on the wire, 
   t.equal((await get(jw, bearer(await signWith(ed, { sub: 'alice\ufffd' })))).status, 200, 'a real U+FFFD is an ordinary character')
   t.equal((await get(jw, bearer(await signWith(ed, { sub: 'alice\ud83d\ude00' })))).status, 200, 'a well-formed surrogate pair is accepted')
 })
+t.test('bad sub bytes: a payload that is not valid UTF-8 → 401 malformed_token (never decoded into U+FFFD, which would merge users)', async (t) => {
+  const signRaw = (payload: Buffer): string => {
+    const input = `${b64({ alg: 'EdDSA', kid: ed.kid, typ: 'JWT' })}.${payload.toString('base64url')}`
+    return `${input}.${nodeSign(null, Buffer.from(input), ed.privateKey).toString('base64url')}`
+  }
+  const withSubBytes = (sub: Buffer): Buffer => Buffer.concat([Buffer.from('{"sub":"'), sub, Buffer.from(`","aud":"${AUDIENCE}","exp":${now() + 600}}`)])
+  for (const [what, bytes] of [
+    ['a stray 0xFF', [0x61, 0x6c, 0x69, 0x63, 0x65, 0xff]],
+    ['a lone continuation byte', [0x61, 0x80]],
+    ['an overlong "/"', [0x61, 0xc0, 0xaf]],
+    ['a UTF-16 surrogate encoded as UTF-8', [0x61, 0xed, 0xa0, 0x80]],
+    ['a truncated sequence', [0x61, 0xe2, 0x82]]
+  ] as const) {
+    t.comment(what)
+    await rejects(t, jw, signRaw(withSubBytes(Buffer.from(bytes))), 'malformed_token', 'malformed token')
+  }
+  t.equal((await get(jw, bearer(signRaw(withSubBytes(Buffer.from('alicé')))))).status, 200, 'the same token with valid UTF-8 is accepted')
+  t.equal(up.tasks()[0]?.headers['x-user-id'], Buffer.from('alicé').toString('latin1'), 'and forwarded as its UTF-8 bytes')
+})
+
+t.test('token type: a typ header that is present must be JWT, at+jwt or application/at+jwt (any case) → else 401 invalid_token_type', async (t) => {
+  for (const typ of ['better-auth.session-cache+jwt', 'id_token+jwt', 'dpop+jwt', 'logout+jwt', 'application/secevent+jwt', 'JOSE', 'JOSE+JSON', 'application/jwt; charset=utf-8', '', 'jwt ']) {
+    await rejects(t, jw, await signWith(ed, {}, { typ }), 'invalid_token_type', 'token type not accepted')
+  }
+  await rejects(t, hs, await signHs({ iss: ISS, aud: AUD }, SECRET, { typ: 'better-auth.session-cache+jwt' }), 'invalid_token_type')
+  for (const typ of [42, null, ['JWT']]) await rejects(t, jw, rawSigned({ alg: 'EdDSA', kid: ed.kid, typ }, {}, ed.privateKey, 'EdDSA'), 'invalid_token_type')
+  // Accepted: absent, and each accepted type in any case, with or without the application/ prefix (RFC 7515 §4.1.9).
+  t.equal((await get(jw, bearer(rawSigned({ alg: 'EdDSA', kid: ed.kid }, {}, ed.privateKey, 'EdDSA')))).status, 200, 'no typ')
+  for (const typ of ['JWT', 'jwt', 'application/jwt', 'Application/JWT', 'at+jwt', 'AT+JWT', 'application/at+jwt', 'application/AT+JWT']) {
+    t.equal((await get(jw, bearer(await signWith(ed, { sub: `typ-${typ}` }, { typ })))).status, 200, `typ ${typ}`)
+  }
+})
+
 t.test('good sub edge cases: 255 characters and non-ASCII are accepted', async (t) => {
   t.equal((await get(jw, bearer(await signWith(ed, { sub: 'a'.repeat(255) })))).status, 200)
   t.equal((await get(jw, bearer(await signWith(ed, { sub: '😀'.repeat(255) })))).status, 200, '255 code points')

@@ -7,7 +7,7 @@ import { startGateway, type RunningGateway } from './helpers/gateway.js'
 import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 let up: StubUpstream
@@ -163,7 +163,7 @@ t.test('malformed percent-encoding (FST_ERR_BAD_URL): the gateway\'s own JSON, n
   t.equal(up.received.length, 0, 'nothing forwarded')
 
   const lines: string[] = []
-  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url }), { logStream: { write: (l) => { lines.push(l) } } })
+  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TASK_SERVICE_URL: up.url }), { logStream: { write: (l) => { lines.push(l) } } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   await rawHttp((app.server.address() as AddressInfo).port, req('GET', `/api/tasks/${token}%zz`, [['X-Request-Id', 'rid-log']]))

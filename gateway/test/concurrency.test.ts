@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 t.before(async () => { up = await startUpstream() })
@@ -44,10 +44,10 @@ async function get (url: string, token: string): Promise<{ status: number, heade
 }
 
 t.test('default cap 32, configurable, 0 turns it off; bad values refuse to start', async (t) => {
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).limits.concurrency.perUserMax, 32)
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, MAX_CONCURRENT_REQUESTS_PER_USER: '0' }).limits.concurrency.perUserMax, 0)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, MAX_CONCURRENT_REQUESTS_PER_USER: 'many' }), /MAX_CONCURRENT_REQUESTS_PER_USER/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, MAX_CONCURRENT_REQUESTS_PER_USER: '-1' }), /MAX_CONCURRENT_REQUESTS_PER_USER/)
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE }).limits.concurrency.perUserMax, 32)
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, MAX_CONCURRENT_REQUESTS_PER_USER: '0' }).limits.concurrency.perUserMax, 0)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, MAX_CONCURRENT_REQUESTS_PER_USER: 'many' }), /MAX_CONCURRENT_REQUESTS_PER_USER/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, MAX_CONCURRENT_REQUESTS_PER_USER: '-1' }), /MAX_CONCURRENT_REQUESTS_PER_USER/)
 })
 
 t.test('one user trickling 10 uploads through a pool of 2: the cap answers 429 to all but 4, nothing holds the pool, other users are served', async (t) => {

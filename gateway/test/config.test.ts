@@ -9,11 +9,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
+import { buildApp } from '../src/app.js'
 import { ASSERTION_ENV, SECRET } from '../../support/tokens.js'
 import { startUpstream } from './helpers/upstream.js'
 
-t.test('defaults with only JWT_SECRET', async (t) => {
-  const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET })
+t.test('defaults with only JWT_SECRET and JWT_AUDIENCE', async (t) => {
+  const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api' })
   t.equal(c.port, 8080)
   t.equal(c.host, '127.0.0.1')
   t.equal(c.taskServiceUrl, 'http://127.0.0.1:3001')
@@ -21,6 +22,8 @@ t.test('defaults with only JWT_SECRET', async (t) => {
   t.same(c.jwt.asymmetricAlgorithms, [])
   t.equal(c.jwt.jwks, undefined)
   t.equal(c.jwt.clockToleranceSec, 5)
+  t.same(c.jwt.audience, ['todo-api'])
+  t.equal(c.jwt.issuer, undefined)
   t.equal(c.upstreamTimeoutMs, 10_000)
   t.equal(c.forwardAuthorization, false)
   t.same(c.corsOrigins, [])
@@ -30,8 +33,8 @@ t.test('defaults with only JWT_SECRET', async (t) => {
 })
 
 t.test('BETTER_AUTH_SECRET is an alias for JWT_SECRET (JWT_SECRET wins)', async (t) => {
-  t.equal(loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
-  t.equal(loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_SECRET: 'b'.repeat(40), JWT_SECRET: SECRET }).jwt.secret?.toString(), SECRET)
+  t.equal(loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_SECRET: SECRET, JWT_AUDIENCE: 'todo-api' }).jwt.secret?.toString(), SECRET)
+  t.equal(loadConfig({ ...ASSERTION_ENV, BETTER_AUTH_SECRET: 'b'.repeat(40), JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api' }).jwt.secret?.toString(), SECRET)
 })
 
 t.test('BETTER_AUTH_URL derives the JWKS URL, issuer and audience (each overridable)', async (t) => {
@@ -56,6 +59,7 @@ t.test('every setting is read', async (t) => {
     TASK_SERVICE_URL: 'http://tasks:3001/',
     JWT_SECRET: SECRET,
     JWKS_URL: 'https://idp.example/jwks',
+    JWT_AUDIENCE: 'todo-api',
     JWT_ALGORITHMS: 'HS256,HS512,EdDSA',
     JWT_CLOCK_TOLERANCE: '0',
     CORS_ORIGINS: 'http://localhost:3000, https://app.example.com',
@@ -84,7 +88,7 @@ t.test('every setting is read', async (t) => {
   t.equal(c.verificationCacheMaxEntries, 50)
   t.equal(c.upstreamConnections, 16)
   t.equal(c.logBufferBytes, 0)
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).logBufferBytes, 4096, 'batched by default')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api' }).logBufferBytes, 4096, 'batched by default')
 })
 
 const FAILS: Array<[string, Record<string, string>, RegExp]> = [
@@ -109,9 +113,38 @@ const FAILS: Array<[string, Record<string, string>, RegExp]> = [
 ]
 for (const [name, env, message] of FAILS) {
   t.test(`fails closed: ${name}`, async (t) => {
-    t.throws(() => loadConfig(env), { name: 'ConfigError', message })
+    t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: 'todo-api', ...env }), { name: 'ConfigError', message })
   })
 }
+
+const NO_AUDIENCE = /No token audience configured: .*Set JWT_AUDIENCE .*e\.g\. JWT_AUDIENCE=todo-api.*BETTER_AUTH_URL.*JWT_AUDIENCE=\* to accept any audience/
+const AUDIENCE_FAILS: Array<[string, Record<string, string>, RegExp]> = [
+  ['a secret without an audience', { JWT_SECRET: SECRET }, NO_AUDIENCE],
+  ['BETTER_AUTH_SECRET without an audience', { BETTER_AUTH_SECRET: SECRET }, NO_AUDIENCE],
+  ['a JWKS_URL without an audience', { JWKS_URL: 'https://idp.example/jwks' }, NO_AUDIENCE],
+  ['an issuer is not an audience', { JWKS_URL: 'https://idp.example/jwks', JWT_ISSUER: 'https://idp.example' }, NO_AUDIENCE],
+  ['an empty audience list', { JWT_SECRET: SECRET, JWT_AUDIENCE: ' , ' }, /JWT_AUDIENCE lists no audience/],
+  ['* mixed with audiences', { JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api,*' }, /JWT_AUDIENCE is either \* \(any audience\) or a list/]
+]
+for (const [name, env, message] of AUDIENCE_FAILS) {
+  t.test(`token purpose: refuses to start with ${name}`, async (t) => {
+    t.throws(() => loadConfig({ ...ASSERTION_ENV, ...env }), { name: 'ConfigError', message })
+  })
+}
+
+t.test('token purpose: JWT_AUDIENCE=* accepts any audience, with a warning at every start', async (t) => {
+  const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: '*' })
+  t.equal(c.jwt.audience, undefined)
+  for (const [audience, warned] of [['*', true], ['todo-api', false]] as const) {
+    const lines: string[] = []
+    const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: audience, TASK_SERVICE_URL: 'http://127.0.0.1:9' }), { logStream: { write: (l) => { lines.push(l) } } })
+    await app.ready()
+    await app.close()
+    const warning = lines.map((l) => JSON.parse(l) as { level: number, msg: string }).find((l) => l.msg.includes('JWT_AUDIENCE=*'))
+    if (warned) t.match(warning, { level: 40, msg: /tokens for any audience are accepted/ }, 'warned')
+    else t.equal(warning, undefined, 'no warning with an audience')
+  }
+})
 
 const serverPath = fileURLToPath(new URL('../src/server.ts', import.meta.url))
 const tsxLoader = import.meta.resolve('tsx')
@@ -140,7 +173,7 @@ t.test('bad config: one clear stderr line, exit 1, never listening — and a str
 t.test('good config: listens, serves /healthz, exits 0 on SIGTERM', async (t) => {
   const up = await startUpstream()
   t.teardown(() => up.close())
-  const child = runServer({ ...ASSERTION_ENV, PORT: '0', JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info' }, process.cwd())
+  const child = runServer({ ...ASSERTION_ENV, PORT: '0', JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api', TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info' }, process.cwd())
   let stdout = ''
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout?.on('data', (c: Buffer) => {
@@ -160,10 +193,10 @@ t.test('good config: listens, serves /healthz, exits 0 on SIGTERM', async (t) =>
 })
 
 t.test('PUBLIC_URL: optional; an absolute http(s) origin, normalized; anything else fails closed and the process exits 1', async (t) => {
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).publicUrl, undefined, 'unset by default')
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, PUBLIC_URL: 'https://API.example.com/' }).publicUrl, 'https://api.example.com')
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, PUBLIC_URL: 'http://localhost:8080' }).publicUrl, 'http://localhost:8080')
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, PUBLIC_URL: 'https://api.example.com:443' }).publicUrl, 'https://api.example.com')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api' }).publicUrl, undefined, 'unset by default')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api', PUBLIC_URL: 'https://API.example.com/' }).publicUrl, 'https://api.example.com')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api', PUBLIC_URL: 'http://localhost:8080' }).publicUrl, 'http://localhost:8080')
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api', PUBLIC_URL: 'https://api.example.com:443' }).publicUrl, 'https://api.example.com')
   for (const [value, message] of [
     ['api.example.com', /PUBLIC_URL must be an absolute http\(s\) URL/],
     ['/api', /PUBLIC_URL must be an absolute http\(s\) URL/],
@@ -174,11 +207,11 @@ t.test('PUBLIC_URL: optional; an absolute http(s) origin, normalized; anything e
     ['https://api.example.com/#top', /without a path, query or fragment/],
     ['https://api.example.com?', /without a path, query or fragment/]
   ] as Array<[string, RegExp]>) {
-    t.throws(() => loadConfig({ JWT_SECRET: SECRET, PUBLIC_URL: value }), { name: 'ConfigError', message }, value)
+    t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api', PUBLIC_URL: value }), { name: 'ConfigError', message }, value)
   }
   const dir = mkdtempSync(join(tmpdir(), 'gw-public-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  const child = runServer({ PORT: '0', JWT_SECRET: SECRET, PUBLIC_URL: 'https://api.example.com/v1' }, dir)
+  const child = runServer({ ...ASSERTION_ENV, PORT: '0', JWT_SECRET: SECRET, JWT_AUDIENCE: 'todo-api', PUBLIC_URL: 'https://api.example.com/v1' }, dir)
   let stderr = ''
   child.stderr?.on('data', (c: Buffer) => { stderr += c.toString() })
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))

@@ -7,7 +7,7 @@ import { ASSERTION_LIFETIME_SEC, IdentityAssertionSigner, REFRESH_BEFORE_EXPIRY_
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { startGateway, type RunningGateway } from './helpers/gateway.js'
-import { ASSERTION_KEYS, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_KEYS, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 const verify = (token: string, currentDate?: Date): ReturnType<typeof jwtVerify> => jwtVerify(token, ASSERTION_KEYS.publicKey, {
@@ -59,17 +59,17 @@ t.test('the cache is bounded (least recently used goes first)', async (t) => {
 })
 
 t.test('GATEWAY_ASSERTION_PRIVATE_KEY: required, Ed25519 PKCS#8, real newlines or \\n escapes', async (t) => {
-  t.throws(() => loadConfig({ JWT_SECRET: SECRET }), { message: /GATEWAY_ASSERTION_PRIVATE_KEY is not set: .*npm run keys.*openssl genpkey -algorithm ed25519/ })
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE }), { message: /GATEWAY_ASSERTION_PRIVATE_KEY is not set: .*npm run keys.*openssl genpkey -algorithm ed25519/ })
   const escaped = ASSERTION_KEYS.privateKeyPem.replace(/\n/g, '\\n')
-  t.equal(loadConfig({ JWT_SECRET: SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: escaped }).assertionPrivateKey, ASSERTION_KEYS.privateKeyPem)
-  t.equal(loadConfig({ JWT_SECRET: SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem.replace(/\n/g, '\r\n') }).assertionPrivateKey, ASSERTION_KEYS.privateKeyPem)
-  t.throws(() => loadConfig({ JWT_SECRET: SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.publicKeyPem }), { message: /must be one PKCS#8 PEM block/ }, 'the public key is refused')
-  t.throws(() => loadConfig({ JWT_SECRET: SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: 'not a key' }), { message: /must be one PKCS#8 PEM block/ })
+  t.equal(loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: escaped }).assertionPrivateKey, ASSERTION_KEYS.privateKeyPem)
+  t.equal(loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem.replace(/\n/g, '\r\n') }).assertionPrivateKey, ASSERTION_KEYS.privateKeyPem)
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.publicKeyPem }), { message: /must be one PKCS#8 PEM block/ }, 'the public key is refused')
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: 'not a key' }), { message: /must be one PKCS#8 PEM block/ })
   const { generateKeyPairSync } = await import('node:crypto')
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-  t.throws(() => loadConfig({ JWT_SECRET: SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: ec }), { message: /must be an Ed25519 key, got ec/ })
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: ec }), { message: /must be an Ed25519 key, got ec/ })
   const corrupt = ASSERTION_KEYS.privateKeyPem.replace(/\n[A-Za-z0-9+/]{8}/, '\nAAAAAAAA')
-  t.throws(() => loadConfig({ JWT_SECRET: SECRET, GATEWAY_ASSERTION_PRIVATE_KEY: corrupt }), { message: /GATEWAY_ASSERTION_PRIVATE_KEY/ })
+  t.throws(() => loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: corrupt }), { message: /GATEWAY_ASSERTION_PRIVATE_KEY/ })
 })
 
 t.test('through the gateway', async (t) => {

@@ -4,7 +4,7 @@ import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let gw: RunningGateway
@@ -81,10 +81,10 @@ t.test('recovers by itself once the loop is healthy again', async (t) => {
 })
 
 t.test('defaults: shed on a mean event-loop delay over 200 ms; settings validated', async (t) => {
-  const d = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).limits?.loadShedding
+  const d = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE }).limits?.loadShedding
   t.equal(d?.maxEventLoopDelayMs, 200)
   t.equal(d?.sampleIntervalMs, 1000)
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '0.98' }).limits?.loadShedding.maxEventLoopUtilization, 0.98)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '1.5' }), /LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: 'soon' }), /LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS/)
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '0.98' }).limits?.loadShedding.maxEventLoopUtilization, 0.98)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '1.5' }), /LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: 'soon' }), /LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS/)
 })

@@ -5,14 +5,14 @@ import { request } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { plaintextJwksWarning } from '../src/keys/jwks.js'
-import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 import { startUpstream } from './helpers/upstream.js'
 import { eventually } from './helpers/gateway.js'
 
 t.test('request lines carry reqId and userId; tokens and cookies are never logged', async (t) => {
   const up = await startUpstream()
   const lines: string[] = []
-  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url }), { logStream: { write: (l) => { lines.push(l) } } })
+  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TASK_SERVICE_URL: up.url }), { logStream: { write: (l) => { lines.push(l) } } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close(); await up.close() })
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
@@ -56,7 +56,7 @@ t.test('a response cut short still gets exactly one access line, marked aborted 
     // before-head: never answers
   })
   const lines: string[] = []
-  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TASK_SERVICE_URL: up.url, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }), { logStream: { write: (l) => { lines.push(l) } } })
+  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TASK_SERVICE_URL: up.url, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }), { logStream: { write: (l) => { lines.push(l) } } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { hold?.destroy(); await app.close(); await up.close() })
   const port = (app.server.address() as AddressInfo).port
@@ -105,7 +105,7 @@ t.test('a JWKS fetched over plain HTTP from a non-loopback host logs a warning a
     [{ JWKS_URL: 'http://127.0.0.1:9/jwks' }, false]
   ] as const) {
     const lines: string[] = []
-    const app = await buildApp(loadConfig({ ...ASSERTION_ENV, TASK_SERVICE_URL: 'http://127.0.0.1:9', JWKS_TIMEOUT_MS: '100', ...env }), { awaitKeys: false, logStream: { write: (l) => { lines.push(l) } } })
+    const app = await buildApp(loadConfig({ ...ASSERTION_ENV, TASK_SERVICE_URL: 'http://127.0.0.1:9', JWKS_TIMEOUT_MS: '100', JWT_AUDIENCE: AUDIENCE, ...env }), { awaitKeys: false, logStream: { write: (l) => { lines.push(l) } } })
     await app.close()
     const warning = lines.map((l) => JSON.parse(l) as { level: number, msg: string }).find((l) => l.msg.includes('plain HTTP'))
     if (warned) t.match(warning, { level: 40 }, `${JSON.stringify(env)} → a warning`)

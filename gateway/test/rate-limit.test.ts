@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -38,7 +38,7 @@ async function redisAnswers (): Promise<boolean> {
 }
 
 t.test('defaults are generous: at least 100 requests/s per user and per IP, and 200 quick requests of one user all pass', async (t) => {
-  const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET })
+  const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE })
   const rl = c.limits?.rateLimit
   t.ok(rl !== undefined)
   t.ok((rl?.userMax ?? 0) / ((rl?.windowMs ?? 1) / 1000) >= 100, `per user: ${rl?.userMax} per ${rl?.windowMs} ms`)
@@ -102,9 +102,9 @@ t.test('a limit of 0 turns that limit off', async (t) => {
 })
 
 t.test('invalid settings refuse to start', async (t) => {
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, RATE_LIMIT_USER_MAX: 'lots' }), /RATE_LIMIT_USER_MAX/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, RATE_LIMIT_WINDOW_MS: '-1' }), /RATE_LIMIT_WINDOW_MS/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, REDIS_URL: 'http://127.0.0.1:6379' }), /REDIS_URL/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, RATE_LIMIT_USER_MAX: 'lots' }), /RATE_LIMIT_USER_MAX/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, RATE_LIMIT_WINDOW_MS: '-1' }), /RATE_LIMIT_WINDOW_MS/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, REDIS_URL: 'http://127.0.0.1:6379' }), /REDIS_URL/)
 })
 
 t.test('RateLimit headers describe the limit nearest to refusing (per IP or per user, whichever has fewer left)', async (t) => {

@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let gw: RunningGateway
@@ -108,12 +108,12 @@ t.test('connections over SERVER_MAX_CONNECTIONS are closed at once; capacity com
 })
 
 t.test('defaults: headers 10 s, whole request 30 s, 10,000 connections, 1 MiB announced bodies, 10 s response stall', async (t) => {
-  const s = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).limits?.server
+  const s = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE }).limits?.server
   t.same(s, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connectionsCheckingIntervalMs: 1_000, maxConnections: 10_000, maxConnectionsPerAddress: 256, maxBodyBytes: 1_048_576, shutdownDrainMs: 0, responseStallTimeoutMs: 10_000 })
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, SERVER_HEADERS_TIMEOUT_MS: '5000', SERVER_REQUEST_TIMEOUT_MS: '1000' }), /SERVER_REQUEST_TIMEOUT_MS/)
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: '2500' }).limits?.server.responseStallTimeoutMs, 2_500)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: '0' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, SERVER_RESPONSE_STALL_TIMEOUT_MS: 'soon' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, SERVER_HEADERS_TIMEOUT_MS: '5000', SERVER_REQUEST_TIMEOUT_MS: '1000' }), /SERVER_REQUEST_TIMEOUT_MS/)
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, SERVER_RESPONSE_STALL_TIMEOUT_MS: '2500' }).limits?.server.responseStallTimeoutMs, 2_500)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, SERVER_RESPONSE_STALL_TIMEOUT_MS: '0' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, SERVER_RESPONSE_STALL_TIMEOUT_MS: 'soon' }), /SERVER_RESPONSE_STALL_TIMEOUT_MS/)
 })
 
 /** Opens `n` idle connections from `localAddress`; counts how many the server has closed. */
@@ -164,5 +164,5 @@ t.test('a trusted proxy (TRUST_PROXY) is not capped per address', async (t) => {
   t.teardown(() => { for (const s of flood.sockets) s.destroy() })
   t.equal(await getFrom(proxied.port, '127.0.0.1'), 200)
   t.equal(flood.closedByServer(), 0, 'all 20 connections of the proxy stay open')
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, SERVER_MAX_CONNECTIONS_PER_ADDRESS: 'lots' }), /SERVER_MAX_CONNECTIONS_PER_ADDRESS/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, SERVER_MAX_CONNECTIONS_PER_ADDRESS: 'lots' }), /SERVER_MAX_CONNECTIONS_PER_ADDRESS/)
 })

@@ -11,7 +11,7 @@ import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { bearer, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let token: string
@@ -32,21 +32,21 @@ async function forwardedHeaders (url: string, headers: Record<string, string>): 
 }
 
 t.test('settings: off by default; true, hop counts and address lists accepted; anything else refused with a clear message', async (t) => {
-  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET }).trustProxy, { kind: 'off' })
-  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TRUST_PROXY: 'false' }).trustProxy, { kind: 'off' })
-  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TRUST_PROXY: 'true' }).trustProxy, { kind: 'all' })
-  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TRUST_PROXY: '2' }).trustProxy, { kind: 'hops', hops: 2 })
-  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TRUST_PROXY: '10.0.0.0/8, 192.168.1.7 ,fd00::/8,loopback' }).trustProxy,
+  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE }).trustProxy, { kind: 'off' })
+  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TRUST_PROXY: 'false' }).trustProxy, { kind: 'off' })
+  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TRUST_PROXY: 'true' }).trustProxy, { kind: 'all' })
+  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TRUST_PROXY: '2' }).trustProxy, { kind: 'hops', hops: 2 })
+  t.same(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TRUST_PROXY: '10.0.0.0/8, 192.168.1.7 ,fd00::/8,loopback' }).trustProxy,
     { kind: 'addresses', addresses: ['10.0.0.0/8', '192.168.1.7', 'fd00::/8', 'loopback'] })
   for (const bad of ['yes please', '10.0.0.0/33', '1.2.3', '10.0.0.1,', 'example.com', '::g', '33', '-1', ',']) {
-    t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, TRUST_PROXY: bad }), { name: 'ConfigError', message: /TRUST_PROXY/ }, `"${bad}"`)
+    t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TRUST_PROXY: bad }), { name: 'ConfigError', message: /TRUST_PROXY/ }, `"${bad}"`)
   }
 })
 
 t.test('a bad TRUST_PROXY stops the process: exit 1, one line naming TRUST_PROXY', async (t) => {
   const serverPath = fileURLToPath(new URL('../src/server.ts', import.meta.url))
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), serverPath], {
-    env: { PATH: process.env.PATH ?? '', JWT_SECRET: SECRET, PORT: '0', TRUST_PROXY: '10.0.0.0/99' },
+    env: { PATH: process.env.PATH ?? '', JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, PORT: '0', TRUST_PROXY: '10.0.0.0/99' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stderr = ''
@@ -102,7 +102,7 @@ t.test('TRUST_PROXY=true takes the left-most entry; a hop count takes the n-th f
 
 t.test('behind a trusted proxy the per-address limit counts each client, not the proxy; the log shows the client', async (t) => {
   const lines: string[] = []
-  const config = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', TASK_SERVICE_URL: up.url, TRUST_PROXY: '127.0.0.1', RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
+  const config = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', TASK_SERVICE_URL: up.url, TRUST_PROXY: '127.0.0.1', RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
   const app = await buildApp(config, { logStream: { write: (l) => { lines.push(l) } } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())

@@ -4,9 +4,10 @@
 // jose does every signature and claim check (jwtVerify: alg allow-list, crit, signature, exp/nbf/iat,
 // iss, aud, required exp and sub). This module adds what is the gateway's own: bearer extraction, the
 // key choice (HS only against the secret, asymmetric only against a JWKS key bound to that alg — embedded
-// `jwk`, `jku`, `x5u`, `x5c` are never read), no `crit` or `b64` at all, the `sub` rules, one table from
-// jose's errors to the gateway's codes, and the verification cache (a hit is synchronous and verifies
-// nothing). Keys are CryptoKeys imported once: the HMAC secret here, JWKS keys in keys/import.ts.
+// `jwk`, `jku`, `x5u`, `x5c` are never read), no `crit` or `b64` at all, the token type (`typ`), the
+// `sub` rules, one table from jose's errors to the gateway's codes, and the verification cache (a hit
+// is synchronous and verifies nothing). Keys are CryptoKeys imported once: the HMAC secret here, JWKS
+// keys in keys/import.ts.
 import { validSubject } from 'identity-rules'
 import { errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParameters } from 'jose'
 import type { AsymmetricAlg, HmacAlg } from '../config.js'
@@ -45,6 +46,19 @@ const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
 function fail (code: AuthErrorCode): never {
   throw new AuthError(code)
+}
+
+/**
+ * A `typ` header, when present, must say the token is a JWT or an OAuth access token (RFC 9068), compared
+ * as a media type: case-insensitive, `application/` implied when absent (RFC 7515 §4.1.9). Any other
+ * type (an id_token profile, `better-auth.session-cache+jwt`, …) is a token for another purpose
+ * (RFC 8725 §3.11).
+ */
+const ACCEPTED_TYPES: ReadonlySet<string> = new Set(['application/jwt', 'application/at+jwt'])
+function acceptedType (typ: unknown): boolean {
+  if (typeof typ !== 'string') return false
+  const t = typ.toLowerCase()
+  return ACCEPTED_TYPES.has(t.includes('/') ? t : `application/${t}`)
 }
 
 export interface Authenticator {
@@ -139,6 +153,7 @@ export function createAuthenticator (opts: AuthenticatorOptions): Authenticator 
     return (header: JWTHeaderParameters): CryptoKey | Promise<CryptoKey> => {
       // No JWS extension is supported: jose knows `b64` (unencoded payloads), the gateway refuses it.
       if (header.crit !== undefined || header.b64 !== undefined) fail('unsupported_critical_header')
+      if (header.typ !== undefined && !acceptedType(header.typ)) fail('invalid_token_type')
       const { alg, kid } = header
       if (kid !== undefined && typeof kid !== 'string') fail('malformed_token')
       const hmacKey = hmacKeys.get(alg)

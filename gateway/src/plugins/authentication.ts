@@ -49,6 +49,7 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
     const plaintext = plaintextJwksWarning(jwt.jwks.url)
     if (plaintext !== undefined) app.log.warn({ jwksHost: new URL(jwt.jwks.url).host }, plaintext)
   }
+  if (jwt.audience === undefined) app.log.warn('JWT_AUDIENCE=*: tokens for any audience are accepted, including tokens issued to other applications by the same keys; set JWT_AUDIENCE to this API\'s audience')
   const keys = store
   const authenticator = createAuthenticator({
     secret: jwt.secret,
@@ -65,7 +66,7 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
 
   app.decorateRequest('access', null)
 
-  // Callback-style (no promise per request): a cached or HMAC verification completes synchronously.
+  // Callback-style (no promise per request): a cached verification completes synchronously.
   app.decorate('authenticate', function authenticate (request: FastifyRequest, reply: FastifyReply, next: (access: Access) => void): void {
     const admit = (identity: Identity): void => {
       const access: Access = { identity, route: null }

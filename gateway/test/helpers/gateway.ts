@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { ASSERTION_ENV, SECRET } from '../../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET } from '../../../support/tokens.js'
 
 export interface RunningGateway {
   app: FastifyInstance
@@ -16,7 +16,9 @@ export interface RunningGateway {
 export async function startGateway (env: Record<string, string>, opts: { listen?: boolean } = {}): Promise<RunningGateway> {
   // Load shedding off unless a test sets it: on a busy CI machine a starved sample would turn requests of
   // tests that assert "never a 5xx" into 503s. load-shedding.test.ts sets its own thresholds.
-  const config = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
+  // The test audience unless the test configures one (JWT_AUDIENCE, or BETTER_AUTH_URL's origin).
+  const audience = env.JWT_AUDIENCE === undefined && env.BETTER_AUTH_URL === undefined ? { JWT_AUDIENCE: AUDIENCE } : {}
+  const config = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...audience, ...env })
   const app = await buildApp(config, { logger: false })
   let port = 0
   if (opts.listen !== false) {
