@@ -55,6 +55,10 @@ export interface GatewayConfig {
   /** Max entries of the verification-result cache (0 disables it). */
   verificationCacheMaxEntries: number
   corsOrigins: string[]
+  /** Port of the separate Prometheus listener (METRICS_PORT, default 9464); 0: no listener, no metrics. */
+  metricsPort: number
+  /** Interface the metrics listener binds (METRICS_HOST, default 127.0.0.1). */
+  metricsHost: string
   upstreamTimeoutMs: number
   /** Max keep-alive connections to the task service. */
   upstreamConnections: number
@@ -98,6 +102,35 @@ function assertionPrivateKey (env: NodeJS.ProcessEnv): string {
 }
 
 export { ConfigError }
+
+export const DEFAULT_METRICS_PORT = 9464
+
+/** Read by the tracing preload (telemetry.ts) before the app starts; see loadTracingConfig(). */
+export interface TracingConfig {
+  /** OTLP endpoint traces are exported to; undefined: tracing is off and nothing of OpenTelemetry is loaded. */
+  otlpEndpoint: string | undefined
+  /** service.name of the exported spans (OTEL_SERVICE_NAME, default gateway). */
+  serviceName: string
+}
+
+/**
+ * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set and
+ * OTEL_SDK_DISABLED is not "true". The exporter reads the rest of its OTEL_* variables itself; it speaks
+ * OTLP over HTTP with protobuf, so another OTEL_EXPORTER_OTLP_PROTOCOL is refused rather than ignored.
+ */
+export function loadTracingConfig (env: NodeJS.ProcessEnv = process.env): TracingConfig {
+  const serviceName = str(env, 'OTEL_SERVICE_NAME') ?? 'gateway'
+  if (str(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { otlpEndpoint: undefined, serviceName }
+  const name = str(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'
+  const raw = str(env, name)
+  if (raw === undefined) return { otlpEndpoint: undefined, serviceName }
+  httpUrl(name, raw)
+  for (const p of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = str(env, p)
+    if (protocol !== undefined && protocol !== 'http/protobuf') fail(`${p} must be http/protobuf (the protocol this service exports with), got "${protocol}"`)
+  }
+  return { otlpEndpoint: raw, serviceName }
+}
 
 function bool (env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
   const raw = str(env, name)
@@ -234,6 +267,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     corsOrigins.push(u.origin)
   }
 
+  const metricsPort = int(env, 'METRICS_PORT', DEFAULT_METRICS_PORT, 0, 65535)
+  if (metricsPort !== 0 && metricsPort === port) fail(`METRICS_PORT must differ from PORT (${port}): metrics are never served on the public port; set METRICS_PORT=0 to turn them off`)
+  const metricsHost = str(env, 'METRICS_HOST') ?? '127.0.0.1'
+  if (/\s/.test(metricsHost)) fail(`METRICS_HOST must be a host name or IP address, got "${metricsHost}"`)
+
   const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase()
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
 
@@ -245,6 +283,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     jwt: { secret, jwks, issuer, audience, hmacAlgorithms, asymmetricAlgorithms, clockToleranceSec },
     verificationCacheMaxEntries: int(env, 'JWT_CACHE_MAX_ENTRIES', 10_000, 0, 1_000_000),
     corsOrigins,
+    metricsPort,
+    metricsHost,
     upstreamTimeoutMs: int(env, 'UPSTREAM_TIMEOUT_MS', 10_000, 1, 600_000),
     upstreamConnections: int(env, 'UPSTREAM_CONNECTIONS', 128, 1, 10_000),
     forwardAuthorization: bool(env, 'FORWARD_AUTHORIZATION', false),

@@ -10,6 +10,7 @@ import { clientErrorHandler, frameworkErrors, loggableError, registerErrorHandli
 import { createMetrics, metricsPlugin } from './metrics.js'
 import { allowedHosts } from './plugins/allowed-hosts.js'
 import { gatewayAssertion } from './plugins/gateway-assertion.js'
+import { traceIdOf } from './trace-context.js'
 import { healthRoutes } from './routes/health.js'
 import { tasksRoutes } from './routes/tasks.js'
 
@@ -95,6 +96,7 @@ export async function buildApp (config: TaskServiceConfig, options: BuildAppOpti
     request.log.info(
       {
         userId: request.userId === '' ? undefined : request.userId,
+        traceId: traceIdOf(request),
         method: request.method,
         url: request.url,
         statusCode: reply.statusCode,

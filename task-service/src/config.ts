@@ -177,7 +177,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): TaskServiceCo
 
 /**
  * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set and
- * OTEL_SDK_DISABLED is not "true". The OpenTelemetry exporter reads the rest of its OTEL_* variables itself.
+ * OTEL_SDK_DISABLED is not "true". The OpenTelemetry exporter reads the rest of its OTEL_* variables itself; it
+ * speaks OTLP over HTTP with protobuf, so another OTEL_EXPORTER_OTLP_PROTOCOL is refused rather than ignored.
  */
 export function loadTracingConfig (env: NodeJS.ProcessEnv = process.env): TracingConfig {
   const serviceName = read(env, 'OTEL_SERVICE_NAME') ?? 'task-service'
@@ -193,6 +194,12 @@ export function loadTracingConfig (env: NodeJS.ProcessEnv = process.env): Tracin
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new Error(`${name} must use http or https (OTLP over HTTP), got "${url.protocol}"`)
+  }
+  for (const p of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = read(env, p)
+    if (protocol !== undefined && protocol !== 'http/protobuf') {
+      throw new Error(`${p} must be http/protobuf (the protocol this service exports with), got "${protocol}"`)
+    }
   }
   return { otlpEndpoint: raw, serviceName }
 }

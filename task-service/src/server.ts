@@ -1,11 +1,14 @@
 // Entry point: config → database → migrations → listen; graceful shutdown on SIGTERM/SIGINT.
 // Any failure before listening prints one line on stderr and exits with code 1.
+// First: starts tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set, before anything it instruments is loaded.
+import './telemetry.js'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { loadConfig, redactDatabaseUrl, type TaskServiceConfig } from './config.js'
 import { listenMetrics, type MetricsListener } from './metrics-server.js'
 import { runMigrations } from './migrate.js'
+import { shutdownTelemetry } from './trace-context.js'
 
 /** How long in-flight requests get to finish after SIGTERM/SIGINT before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10000
@@ -71,6 +74,7 @@ async function main (): Promise<void> {
     else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
     await app.close()
     await metricsListener?.close()
+    await shutdownTelemetry()
   })
 
   try {

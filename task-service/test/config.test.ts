@@ -78,6 +78,8 @@ t.test('tracing: on only with an OTLP endpoint, which must be an http(s) URL', a
   t.equal(loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).otlpEndpoint, undefined, 'OTEL_SDK_DISABLED wins')
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must use http or https/)
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/)
+  t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), /^OTEL_EXPORTER_OTLP_PROTOCOL must be http\/protobuf/)
+  t.equal(loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }).otlpEndpoint, 'http://c:4318')
 })
 
 t.test('GATEWAY_ASSERTION_PUBLIC_KEY: required; Ed25519 SPKI PEM; real newlines or \\n escapes; two during a rotation', async (t) => {

@@ -52,3 +52,25 @@ t.test('an unauthenticated request is logged without a user id', async (t) => {
   t.equal(completed[0]?.statusCode, 401)
   t.notOk('userId' in (completed[0] ?? {}))
 })
+
+t.test('the access line carries the trace id of a valid traceparent, and no trace id for an invalid one', async (t) => {
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+  const cases: Array<[string | undefined, string | undefined]> = [
+    [`00-${traceId}-00f067aa0ba902b7-01`, traceId],
+    [`00-${traceId}-00f067aa0ba902b7-00`, traceId],
+    [`01-${traceId}-00f067aa0ba902b7-01-future`, traceId],
+    [`00-${traceId.toUpperCase()}-00f067aa0ba902b7-01`, undefined],
+    [`ff-${traceId}-00f067aa0ba902b7-01`, undefined],
+    [`00-${'0'.repeat(32)}-00f067aa0ba902b7-01`, undefined],
+    [`00-${traceId}-${'0'.repeat(16)}-01`, undefined],
+    [`00-${traceId}-00f067aa0ba902b7-01-extra`, undefined],
+    ['garbage', undefined],
+    [undefined, undefined]
+  ]
+  for (const [traceparent, expected] of cases) {
+    lines.length = 0
+    await app.inject({ method: 'GET', url: '/tasks', headers: { 'x-user-id': newUser(), ...(traceparent !== undefined ? { traceparent } : {}) } })
+    const line = lines.find((l) => l.msg === 'request completed')
+    t.equal(line?.traceId, expected, String(traceparent))
+  }
+})
