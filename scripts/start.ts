@@ -100,6 +100,9 @@ async function main (): Promise<void> {
   }
   const gatewayPort = parsePort(env.GATEWAY_PORT, 8080, 'GATEWAY_PORT')
   const taskServicePort = parsePort(env.TASK_SERVICE_PORT, 3001, 'TASK_SERVICE_PORT')
+  // Each service's own metrics port (METRICS_PORT in .env would give both the same one).
+  const gatewayMetricsPort = parsePort(env.GATEWAY_METRICS_PORT, 9464, 'GATEWAY_METRICS_PORT')
+  const taskServiceMetricsPort = parsePort(env.TASK_SERVICE_METRICS_PORT, 9465, 'TASK_SERVICE_METRICS_PORT')
   const taskServiceUrl = `http://127.0.0.1:${taskServicePort}`
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`
 
@@ -123,6 +126,7 @@ async function main (): Promise<void> {
     GATEWAY_ASSERTION_PUBLIC_KEY: taskServicePublicKey,
     PORT: String(taskServicePort),
     HOST: '127.0.0.1',
+    METRICS_PORT: String(taskServiceMetricsPort),
     DATA_DIR: env.DATA_DIR || join(repoRoot, 'data')
   })
   services.push(taskService)
@@ -135,6 +139,7 @@ async function main (): Promise<void> {
       GATEWAY_ASSERTION_PRIVATE_KEY: assertionPrivateKey,
       PORT: String(gatewayPort),
       HOST: '127.0.0.1',
+      METRICS_PORT: String(gatewayMetricsPort),
       TASK_SERVICE_URL: taskServiceUrl
     })
     services.push(gateway)

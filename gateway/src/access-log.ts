@@ -12,16 +12,20 @@
 // small answers — 401, 403, 429 — for a request that is never forwarded.)
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { pathWithoutQuery } from './url-path.js'
+import { traceIdOf } from './trace-context.js'
 
 /** Status logged for a request whose connection closed before any response head was sent. */
 export const CLIENT_CLOSED_REQUEST = 499
 
+// The request metrics (metrics.ts) are counted here too: one count per access line.
 export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
+  request.server.gatewayMetrics?.requestCompleted(request, reply, aborted, true)
   log.info({
     reqId: request.id,
     ...(request.access !== null ? { userId: request.access.identity.sub } : {}),
     // The client address as TRUST_PROXY defines it (trust-proxy.ts).
     clientIp: request.ip,
+    traceId: traceIdOf(request),
     method: request.method,
     path: pathWithoutQuery(request.url),
     statusCode: aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode,

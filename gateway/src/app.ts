@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { GatewayConfig } from './config.js'
 import { serverOptions } from './server-options.js'
 import { logging, loggingOptions, type LoggingSetupOptions } from './plugins/logging.js'
+import { observability } from './plugins/observability.js'
 import { limits } from './plugins/limits.js'
 import { cors } from './plugins/cors.js'
 import { securityHeaders } from './plugins/security-headers.js'
@@ -39,6 +40,7 @@ export async function buildApp (config: GatewayConfig, options: BuildAppOptions 
   if (config.trustProxy.kind === 'hops') {
     app.log.warn({ trustProxyHops: config.trustProxy.hops }, 'TRUST_PROXY is a hop count: X-Forwarded-For is trusted from any peer; make sure only the proxies can reach the gateway, or list their addresses instead')
   }
+  await app.register(observability, { metrics: config.metricsPort !== 0 })
   // First: every later answer to an allowed origin carries its headers; preflights end here (plugins/cors.ts).
   await app.register(cors, { origins: config.corsOrigins })
   await app.register(limits, { ...config.limits, trustedPeer: trustFunction(config.trustProxy) })

@@ -1,9 +1,13 @@
 // Entry point: read config from the environment, build, listen; graceful shutdown on SIGTERM/SIGINT.
 // Bad configuration → one clear line on stderr, exit code 1, never listening.
+// First: starts tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set, before anything it instruments is loaded.
+import './telemetry.js'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig, type GatewayConfig } from './config.js'
 import { drainAndClose } from './plugins/drain.js'
+import { listenMetrics, type MetricsListener } from './metrics-server.js'
+import { shutdownTelemetry } from './trace-context.js'
 
 let config: GatewayConfig
 try {
@@ -15,11 +19,25 @@ try {
 
 const app = await buildApp(config)
 
+// The metrics listener first: a metrics port that cannot be bound stops the start before the public port opens.
+let metricsListener: MetricsListener | undefined
+if (app.gatewayMetrics !== undefined) {
+  try {
+    metricsListener = await listenMetrics(app.gatewayMetrics.registry, { port: config.metricsPort, host: config.metricsHost })
+  } catch (err) {
+    await app.close().catch(() => undefined)
+    process.stderr.write(`gateway: could not listen for metrics on ${config.metricsHost}:${config.metricsPort} (METRICS_PORT, METRICS_HOST; METRICS_PORT=0 turns metrics off): ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  }
+}
+
 const drainMs = config.limits.server.shutdownDrainMs
 closeWithGrace({ delay: drainMs + 10_000 }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
   else app.log.info({ signal, drainMs }, 'shutting down')
   await drainAndClose(app, err !== undefined ? 0 : drainMs)
+  await metricsListener?.close()
+  await shutdownTelemetry()
 })
 
 try {
@@ -29,3 +47,4 @@ try {
   process.stderr.write(`gateway: could not listen on ${config.host}:${config.port}: ${err instanceof Error ? err.message : String(err)}\n`)
   process.exit(1)
 }
+if (metricsListener !== undefined) app.log.info({ metrics: `http://${config.metricsHost}:${metricsListener.port}/metrics` }, 'metrics listener started')

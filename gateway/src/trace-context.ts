@@ -87,17 +87,16 @@ interface OtelRequest {
   opentelemetry?: () => { span?: unknown, inject: (carrier: Record<string, string>) => void }
 }
 
-const CONTEXT = Symbol('todo-gateway.traceContext')
-type TracedRequest = FastifyRequest & { [CONTEXT]?: OutgoingTraceContext, [TRACE_ID]?: string }
+type TracedRequest = FastifyRequest & { [TRACE_ID]?: string }
 
 /**
  * The trace context of this request, made once: what the forwarded request carries (traceparent,
  * tracestate) and the trace id for the access line.
  */
 export function traceContextOf (request: FastifyRequest): OutgoingTraceContext {
+  const made = request.traceContext
+  if (made != null) return made
   const r = request as TracedRequest
-  const made = r[CONTEXT]
-  if (made !== undefined) return made
   let context: OutgoingTraceContext
   const spanTraceId = r[TRACE_ID]
   const otel = (request as unknown as OtelRequest).opentelemetry
@@ -109,7 +108,7 @@ export function traceContextOf (request: FastifyRequest): OutgoingTraceContext {
   } else {
     context = continueTrace(request.headers.traceparent, request.headers.tracestate)
   }
-  r[CONTEXT] = context
+  request.traceContext = context
   return context
 }
 

@@ -20,6 +20,8 @@ export interface CachedVerification {
 
 export class VerificationCache {
   private readonly map = new Map<string, CachedVerification>()
+  private hits = 0
+  private misses = 0
 
   constructor (
     readonly maxEntries: number = 10_000,
@@ -33,11 +35,16 @@ export class VerificationCache {
 
   get (token: string): CachedVerification | undefined {
     const entry = this.map.get(token)
-    if (entry === undefined) return undefined
-    if (this.now() >= entry.expiresAtMs) {
-      this.map.delete(token)
+    if (entry === undefined) {
+      this.misses++
       return undefined
     }
+    if (this.now() >= entry.expiresAtMs) {
+      this.map.delete(token)
+      this.misses++
+      return undefined
+    }
+    this.hits++
     // Move to the most-recently-used end.
     this.map.delete(token)
     this.map.set(token, entry)
@@ -54,6 +61,11 @@ export class VerificationCache {
       this.map.delete(oldest.value)
     }
     this.map.set(token, entry)
+  }
+
+  /** Lookups so far and the current size, for the metrics (read at scrape time). */
+  stats (): { hits: number, misses: number, size: number, maxEntries: number } {
+    return { hits: this.hits, misses: this.misses, size: this.map.size, maxEntries: this.maxEntries }
   }
 
   clear (): void {

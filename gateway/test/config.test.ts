@@ -150,7 +150,7 @@ const serverPath = fileURLToPath(new URL('../src/server.ts', import.meta.url))
 const tsxLoader = import.meta.resolve('tsx')
 
 function runServer (env: Record<string, string>, cwd: string): ReturnType<typeof spawn> {
-  return spawn(process.execPath, ['--import', tsxLoader, serverPath], { env: { PATH: process.env.PATH ?? '', ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  return spawn(process.execPath, ['--import', tsxLoader, serverPath], { env: { PATH: process.env.PATH ?? '', METRICS_PORT: '0', ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
 t.test('bad config: one clear stderr line, exit 1, never listening — and a stray .env is not read', async (t) => {

@@ -43,6 +43,8 @@ export class JwksKeyStore {
   private readonly log: JwksLogger
   /** Incremented on every change of the key set. */
   generation = 0
+  private fetches = 0
+  private failures = 0
 
   constructor (private readonly opts: JwksKeyStoreOptions) {
     this.log = opts.logger ?? noopLogger
@@ -69,6 +71,11 @@ export class JwksKeyStore {
   /** True while a usable (possibly stale, but within bounds) key set is held. */
   isReady (): boolean {
     return this.all.length > 0 && !this.expired()
+  }
+
+  /** Counters and state for the metrics (read at scrape time). */
+  stats (): { fetches: number, failures: number, keys: number, lastSuccessAt: number } {
+    return { fetches: this.fetches, failures: this.failures, keys: this.all.length, lastSuccessAt: this.lastSuccessAt }
   }
 
   private expired (): boolean {
@@ -128,10 +135,12 @@ export class JwksKeyStore {
   refresh (): Promise<boolean> {
     if (this.inflight !== undefined) return this.inflight
     this.lastAttemptAt = Date.now()
+    this.fetches++
     const p = this.fetchOnce().then((keys) => {
       this.install(keys)
       return true
     }, (err: unknown) => {
+      this.failures++
       this.log.warn({ jwksError: err instanceof Error ? err.message : String(err), staleKeys: this.all.length, usable: this.isReady() }, 'JWKS fetch failed; keeping last good keys')
       return false
     }).finally(() => {

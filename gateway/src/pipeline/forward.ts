@@ -56,6 +56,7 @@ import { gatewayHeadersForForwarding } from '../response-headers.js'
 import type { AuthorizedRoute } from './authorize.js'
 import { createReadinessProbe, type ReadinessProbe } from './readiness.js'
 import { appendUpstreamHeaders, referenceRules, type ReferenceRules } from './response-rewrite.js'
+import type { GatewayMetrics } from '../metrics.js'
 
 export interface ForwardOptions {
   origin: string
@@ -69,7 +70,11 @@ export interface ForwardOptions {
   maxBodyBytes: number
   /** True when every response must close its connection (the gateway is draining). */
   closeConnections?: () => boolean
+  /** Told how long the task service took to answer, and of every forward that got no whole answer (metrics.ts). */
+  observer?: UpstreamObserver | undefined
 }
+
+export type UpstreamObserver = Pick<GatewayMetrics, 'upstreamResponded' | 'upstreamFailed'>
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'])
 
@@ -95,6 +100,7 @@ interface ExchangeSettings {
   timeoutMs: number
   stallTimeoutMs: number
   closeConnections: (() => boolean) | undefined
+  observer: UpstreamObserver | undefined
 }
 
 /**
@@ -122,6 +128,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse
   private readonly timer: NodeJS.Timeout
   private closeSeen = false
+  /** performance.now() when the request was handed to the pool (0 without an observer). */
+  private readonly startedAt: number
 
   constructor (
     private readonly request: FastifyRequest,
@@ -130,6 +138,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly settings: ExchangeSettings
   ) {
     this.res = reply.raw
+    this.startedAt = settings.observer !== undefined ? performance.now() : 0
     this.timer = setTimeout(onDeadline, settings.timeoutMs, this)
     this.res.once('close', () => { this.connectionClosed() })
     // A pipelined request's response has no socket until the answers before it are out, and Node emits
@@ -174,6 +183,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // Close the connection after this answer when part of the client's body was never read (the task
     // service answered early): the rest would be taken for the next request.
     if (!this.request.raw.complete) this.reply.header('connection', 'close')
+    this.settings.observer?.upstreamResponded(statusCode, (performance.now() - this.startedAt) / 1000)
     const out: string[] = []
     const owned = gatewayHeadersForForwarding(out, this.reply, this.settings.closeConnections?.() === true)
     appendUpstreamHeaders(out, headers, this.prefix, this.settings.rules, owned)
@@ -234,10 +244,13 @@ class Exchange implements Dispatcher.DispatchHandler {
       const cause = error.cause as { code?: string } | undefined
       const code = cause?.code ?? error.code
       this.request.log.warn({ upstreamError: code }, 'task service request failed')
-      this.answerItself(TIMEOUT_CODES.has(code ?? '') ? 504 : 502, !this.request.raw.complete)
+      const timedOut = TIMEOUT_CODES.has(code ?? '')
+      this.settings.observer?.upstreamFailed(timedOut ? 'timeout' : 'unavailable')
+      this.answerItself(timedOut ? 504 : 502, !this.request.raw.complete)
     } else if (state === 'streaming') {
       // The head is out: the only honest signal left is a truncated response.
       this.state = 'over'
+      this.settings.observer?.upstreamFailed('failed_mid_body')
       this.request.log.warn({ upstreamError: error.code }, 'task service response failed mid-body')
       this.res.destroy()
     }
@@ -248,6 +261,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   deadlinePassed (): void {
     if (this.state !== 'waiting') return
     this.state = 'answered'
+    this.settings.observer?.upstreamFailed('timeout')
     if (!this.reply.sent && !this.res.destroyed) {
       this.request.log.warn({ upstreamError: 'deadline', timeoutMs: this.settings.timeoutMs }, 'task service request failed')
       // complete: Node's parser has seen the whole request, body included, so the connection is in step
@@ -395,7 +409,7 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
   const origin = new URL(opts.origin).origin
   const pool = createUpstreamPool(origin, opts)
   const maxBodyBytes = opts.maxBodyBytes
-  const settings: ExchangeSettings = { rules: referenceRules(origin, opts.publicUrl), timeoutMs: opts.timeoutMs, stallTimeoutMs: opts.stallTimeoutMs, closeConnections: opts.closeConnections }
+  const settings: ExchangeSettings = { rules: referenceRules(origin, opts.publicUrl), timeoutMs: opts.timeoutMs, stallTimeoutMs: opts.stallTimeoutMs, closeConnections: opts.closeConnections, observer: opts.observer }
   // Expect: 100-continue. With a 'checkContinue' listener Node does not send 100 Continue by itself;
   // the request goes through the pipeline like any other, and forward() sends 100 Continue only once
   // authentication and authorization have passed — a client without a valid token gets its 401 (or

@@ -46,10 +46,13 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
       logger: { warn: (o, m) => { app.log.warn(o, m) }, info: (o, m) => { app.log.info(o, m) } }
     })
     store.onChange(() => cache?.clear())
+    const s = store
+    app.gatewayMetrics?.watchKeyStore(() => s.stats())
     const plaintext = plaintextJwksWarning(jwt.jwks.url)
     if (plaintext !== undefined) app.log.warn({ jwksHost: new URL(jwt.jwks.url).host }, plaintext)
   }
   if (jwt.audience === undefined) app.log.warn('JWT_AUDIENCE=*: tokens for any audience are accepted, including tokens issued to other applications by the same keys; set JWT_AUDIENCE to this API\'s audience')
+  if (cache !== undefined) app.gatewayMetrics?.watchCache(() => cache.stats())
   const keys = store
   const authenticator = createAuthenticator({
     secret: jwt.secret,
@@ -107,6 +110,7 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
 /** 401 for a token that fails verification; 500 (logged) for anything else. */
 function refuse (request: FastifyRequest, reply: FastifyReply, err: unknown): void {
   if (err instanceof AuthError) {
+    request.server.gatewayMetrics?.authenticationFailed(err.code)
     request.log.info({ authError: err.code }, 'authentication failed')
     sendAuthError(reply, err.code)
     return

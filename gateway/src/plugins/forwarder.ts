@@ -10,11 +10,11 @@ declare module 'fastify' {
   }
 }
 
-export interface ForwarderPluginOptions extends Omit<ForwardOptions, 'closeConnections'> {
+export interface ForwarderPluginOptions extends Omit<ForwardOptions, 'closeConnections' | 'observer'> {
   /** The forwarding engine (default: the dispatcher forwarder); only the forwarder A/B bench passes another. */
   engine?: typeof registerForwarder | undefined
 }
 
 export const forwarder = fp<ForwarderPluginOptions>(async function forwarder (app, { engine, ...opts }) {
-  app.decorate('forwarder', await (engine ?? registerForwarder)(app, { ...opts, closeConnections: () => isDraining(app) }))
+  app.decorate('forwarder', await (engine ?? registerForwarder)(app, { ...opts, closeConnections: () => isDraining(app), observer: app.gatewayMetrics }))
 }, { name: 'gateway-forwarder', fastify: '5.x' })

@@ -19,6 +19,7 @@ export const loadShedding = fp<LoadSheddingSettings>(async function loadShedding
   // the request through. Its type says void, hence the cast.
   const pressureHandler = (request: FastifyRequest, reply: FastifyReply, type: string): string | undefined => {
     if (request.method === 'GET' && pathWithoutQuery(request.url) === '/healthz') return undefined
+    request.server.gatewayMetrics?.loadShed(type)
     request.log.warn({ pressure: type }, 'shedding load')
     reply
       .code(503)

@@ -12,6 +12,7 @@ import { IdentityAssertionSigner } from '../pipeline/identity-assertion.js'
 import { setGatewayHeaders } from '../response-headers.js'
 import { isPreflight } from './cors.js'
 import { isDraining } from './drain.js'
+import { traceContextOf, traceIdOf } from '../trace-context.js'
 
 export interface ProxyOptions {
   /** Forward the client's Authorization header too (FORWARD_AUTHORIZATION). */
@@ -65,6 +66,12 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
       proto: request.protocol === 'https' ? 'https' : 'http',
       forwardAuthorization: opts.forwardAuthorization
     })
+    // W3C trace context: the gateway's own (trace-context.ts), never the client's as sent.
+    const trace = traceContextOf(request)
+    if (trace.traceparent !== '') headers.traceparent = trace.traceparent
+    else delete headers.traceparent
+    if (trace.tracestate !== undefined) headers.tracestate = trace.tracestate
+    else delete headers.tracestate
     app.forwarder.forward(request, reply, access.route as AuthorizedRoute, headers)
   }
 
@@ -96,7 +103,9 @@ export function answerUnroutable (app: FastifyInstance, error: Error & { code?: 
   const preflight = isPreflight(request.method)
   for (const [name, value] of app.corsHeaders(request.headers.origin, preflight)) reply.header(name, value)
   reply.raw.once('finish', () => {
-    request.log.info({ clientIp: request.ip, method: request.method, statusCode: reply.statusCode, errCode: error.code, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
+    // No onRequest hook ran for this request: it was never counted as in flight.
+    app.gatewayMetrics?.requestCompleted(request, reply, false, false)
+    request.log.info({ clientIp: request.ip, method: request.method, statusCode: reply.statusCode, errCode: error.code, traceId: traceIdOf(request), responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed')
   })
   if (preflight) {
     reply.code(204).header('content-length', '0').send()

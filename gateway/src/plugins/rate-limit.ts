@@ -41,6 +41,8 @@ export const REDIS_READY_WAIT_MS = 2_000
 export const LOCAL_STORE_KEYS = 10_000
 
 interface Limiter {
+  /** Which limit this is (the metrics label). */
+  name: 'ip' | 'user'
   store: CounterStore
   max: number
   windowMs: number
@@ -65,6 +67,7 @@ function count (limiter: Limiter, key: string, request: FastifyRequest, reply: F
       reply.header('ratelimit-reset', resetSec)
     }
     if (!refused) { done(); return }
+    request.server.gatewayMetrics?.rateLimited(limiter.name)
     const retryAfter = Math.max(1, resetSec)
     reply
       .code(429)
@@ -113,8 +116,8 @@ export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, se
   const newStore = (): CounterStore => redis !== undefined
     ? new RedisStore(false, false, redis, 'gateway-rate-limit:')
     : new LocalStore(false, false, LOCAL_STORE_KEYS)
-  const perIp: Limiter | undefined = settings.ipMax > 0 ? { store: newStore(), max: settings.ipMax, windowMs: settings.windowMs } : undefined
-  const perUser: Limiter | undefined = settings.userMax > 0 ? { store: newStore(), max: settings.userMax, windowMs: settings.windowMs } : undefined
+  const perIp: Limiter | undefined = settings.ipMax > 0 ? { name: 'ip', store: newStore(), max: settings.ipMax, windowMs: settings.windowMs } : undefined
+  const perUser: Limiter | undefined = settings.userMax > 0 ? { name: 'user', store: newStore(), max: settings.userMax, windowMs: settings.windowMs } : undefined
 
   if (perIp !== undefined) {
     app.addHook('onRequest', (request, reply, done) => {

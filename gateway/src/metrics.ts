@@ -1,0 +1,255 @@
+// Prometheus metrics (prom-client): one Registry per app (tests build several gateways in one process),
+// served only by the separate listener (metrics-server.ts), never on the public port.
+//
+// Label values come from closed sets only, so the number of series is bounded by construction:
+//   method      GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, or "other"
+//   route       a route template: /api/tasks, /api/tasks/:id, /api/tasks/:id/complete, the same under
+//               /api/:user_id, /healthz, /readyz, /openapi.json — or "unmatched". Never a raw path, id or user.
+//   status_code the three-digit status (499: the client left before its response was complete)
+//   code        an authentication error code (errors.ts), limit "ip" | "user", kind of an upstream error
+// Per request the cost is two observations (counter and histogram) and the in-flight gauge; everything read
+// from the key store and the verification cache is read at scrape time.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { normalizePath } from './pipeline/authorize.js'
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+
+/** Seconds: the gateway's own work is sub-millisecond, a forwarded request takes what the task service takes. */
+export const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** Status recorded for a request whose connection closed before its response was complete (as nginx logs it). */
+export const CLIENT_CLOSED_REQUEST = 499
+
+// Process metrics describe the process, not an app: one set per process, merged into every app's output.
+let processRegistry: Registry | undefined
+function processMetrics (): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry })
+  }
+  return processRegistry
+}
+
+export function methodLabel (method: string): string {
+  return METHODS.has(method) ? method : 'other'
+}
+
+/**
+ * The route-table template a raw request target falls under, by the same normalization as authorize.ts
+ * (so "/api//tasks/./x" is "/api/tasks/:id"), whatever the answer was (401, 403, 404, 405 included).
+ */
+export function routeTemplate (rawUrl: string): string {
+  let end = rawUrl.length
+  const q = rawUrl.indexOf('?')
+  if (q !== -1) end = q
+  const h = rawUrl.indexOf('#')
+  if (h !== -1 && h < end) end = h
+  const segs = normalizePath(rawUrl.slice(0, end))
+  if (segs === undefined || segs.length < 2 || segs[0] !== 'api') return 'unmatched'
+  let prefix: string
+  let rest: number
+  if (segs[1] === 'tasks') {
+    prefix = '/api/tasks'
+    rest = 2
+  } else if (segs[2] === 'tasks') {
+    prefix = '/api/:user_id/tasks'
+    rest = 3
+  } else {
+    return 'unmatched'
+  }
+  const extra = segs.length - rest
+  if (extra === 0) return prefix
+  if ((segs[rest] as string).startsWith('..')) return 'unmatched'
+  if (extra === 1) return prefix + '/:id'
+  if (extra === 2 && segs[rest + 1] === 'complete') return prefix + '/:id/complete'
+  return 'unmatched'
+}
+
+/** What the key store reports at scrape time (keys/jwks.ts). */
+export interface KeyStoreStats {
+  fetches: number
+  failures: number
+  keys: number
+  /** Epoch ms of the last successful fetch; 0 before the first. */
+  lastSuccessAt: number
+}
+
+/** What the verification cache reports at scrape time (verification-cache.ts). */
+export interface CacheStats {
+  hits: number
+  misses: number
+  size: number
+  maxEntries: number
+}
+
+export type UpstreamErrorKind = 'unavailable' | 'timeout' | 'failed_mid_body'
+
+/** The interface the pipeline reports through; every method is cheap and never throws. */
+export interface GatewayMetrics {
+  readonly registry: Registry
+  /** onRequest: one more request in flight. */
+  requestStarted: () => void
+  /** Once per request, with its access line: count and duration; one fewer in flight when `started`. */
+  requestCompleted: (request: FastifyRequest, reply: FastifyReply, aborted: boolean, started: boolean) => void
+  authenticationFailed: (code: string) => void
+  rateLimited: (limit: 'ip' | 'user') => void
+  loadShed: (reason: string) => void
+  /** The task service's response head arrived, `seconds` after the request was handed to the pool. */
+  upstreamResponded: (statusCode: number, seconds: number) => void
+  upstreamFailed: (kind: UpstreamErrorKind) => void
+  /** Read at scrape time; set once the key store / cache exist. */
+  watchKeyStore: (stats: () => KeyStoreStats) => void
+  watchCache: (stats: () => CacheStats) => void
+}
+
+const AUTHORIZED_TEMPLATES = {
+  '/api': { collection: '/api/tasks', item: '/api/tasks/:id', complete: '/api/tasks/:id/complete' },
+  '/api/:user_id': { collection: '/api/:user_id/tasks', item: '/api/:user_id/tasks/:id', complete: '/api/:user_id/tasks/:id/complete' }
+} as const
+
+/** Route template of a request: the authorized route's, a Fastify route's own (operational routes), else the route table's. */
+function routeOf (request: FastifyRequest): string {
+  const route = request.access?.route
+  if (route != null) return AUTHORIZED_TEMPLATES[route.publicPrefix === '/api' ? '/api' : '/api/:user_id'][route.kind]
+  const url = request.routeOptions.url
+  if (url !== undefined && url !== '/*') return url
+  return routeTemplate(request.url)
+}
+
+const LOAD_SHED_REASONS = new Set(['eventLoopDelay', 'eventLoopUtilization', 'heapUsedBytes', 'rssBytes'])
+
+export function createGatewayMetrics (): GatewayMetrics {
+  const own = new Registry()
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [own]
+  })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from the request arriving to its response being sent, by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: HTTP_BUCKETS,
+    registers: [own]
+  })
+  const inFlight = new Gauge({ name: 'http_requests_in_flight', help: 'Requests received whose response has not finished yet', registers: [own] })
+  const authFailures = new Counter({
+    name: 'gateway_authentication_failures_total',
+    help: 'Requests refused with 401, by error code (missing_token, token_expired, invalid_signature, …)',
+    labelNames: ['code'] as const,
+    registers: [own]
+  })
+  const rateLimited = new Counter({
+    name: 'gateway_rate_limited_total',
+    help: 'Requests refused with 429, by the limit that refused them (ip or user)',
+    labelNames: ['limit'] as const,
+    registers: [own]
+  })
+  const shed = new Counter({
+    name: 'gateway_load_shed_total',
+    help: 'Requests refused with 503 because the process was saturated, by the measure over its threshold',
+    labelNames: ['reason'] as const,
+    registers: [own]
+  })
+  const upstreamDuration = new Histogram({
+    name: 'gateway_upstream_duration_seconds',
+    help: 'Time from handing a request to the task-service pool to its response head (queueing and connecting included), by status code',
+    labelNames: ['status_code'] as const,
+    buckets: HTTP_BUCKETS,
+    registers: [own]
+  })
+  const upstreamErrors = new Counter({
+    name: 'gateway_upstream_errors_total',
+    help: 'Forwarded requests that got no whole answer from the task service: unavailable (502), timeout (504), failed_mid_body (connection cut)',
+    labelNames: ['kind'] as const,
+    registers: [own]
+  })
+  for (const kind of ['unavailable', 'timeout', 'failed_mid_body']) upstreamErrors.inc({ kind }, 0)
+
+  let keyStats: (() => KeyStoreStats) | undefined
+  let cacheStats: (() => CacheStats) | undefined
+  // eslint-disable-next-line no-new
+  new Counter({
+    name: 'gateway_jwks_fetches_total',
+    help: 'JWKS fetches, by result (success, failure)',
+    labelNames: ['result'] as const,
+    registers: [own],
+    collect () {
+      if (keyStats === undefined) return
+      const s = keyStats()
+      this.reset()
+      this.inc({ result: 'success' }, s.fetches - s.failures)
+      this.inc({ result: 'failure' }, s.failures)
+    }
+  })
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'gateway_jwks_keys',
+    help: 'Usable signing keys in the JWKS key set held now',
+    registers: [own],
+    collect () { if (keyStats !== undefined) this.set(keyStats().keys) }
+  })
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'gateway_jwks_age_seconds',
+    help: 'Seconds since the JWKS key set was last fetched successfully (-1 before the first success)',
+    registers: [own],
+    collect () {
+      if (keyStats === undefined) return
+      const at = keyStats().lastSuccessAt
+      this.set(at === 0 ? -1 : (Date.now() - at) / 1000)
+    }
+  })
+  // eslint-disable-next-line no-new
+  new Counter({
+    name: 'gateway_verification_cache_requests_total',
+    help: 'Token verification cache lookups, by result (hit: no signature check; miss: verified)',
+    labelNames: ['result'] as const,
+    registers: [own],
+    collect () {
+      if (cacheStats === undefined) return
+      const s = cacheStats()
+      this.reset()
+      this.inc({ result: 'hit' }, s.hits)
+      this.inc({ result: 'miss' }, s.misses)
+    }
+  })
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'gateway_verification_cache_entries',
+    help: 'Verified tokens held in the verification cache',
+    registers: [own],
+    collect () { if (cacheStats !== undefined) this.set(cacheStats().size) }
+  })
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'gateway_verification_cache_max_entries',
+    help: 'The verification cache\'s capacity (JWT_CACHE_MAX_ENTRIES)',
+    registers: [own],
+    collect () { if (cacheStats !== undefined) this.set(cacheStats().maxEntries) }
+  })
+
+  return {
+    registry: Registry.merge([processMetrics(), own]),
+    requestStarted () { inFlight.inc() },
+    requestCompleted (request, reply, aborted, started) {
+      if (started) inFlight.dec()
+      const labels = {
+        method: methodLabel(request.method),
+        route: routeOf(request),
+        status_code: String(aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode)
+      }
+      requests.inc(labels)
+      duration.observe(labels, reply.elapsedTime / 1000)
+    },
+    authenticationFailed (code) { authFailures.inc({ code }) },
+    rateLimited (limit) { rateLimited.inc({ limit }) },
+    loadShed (reason) { shed.inc({ reason: LOAD_SHED_REASONS.has(reason) ? reason : 'other' }) },
+    upstreamResponded (statusCode, seconds) { upstreamDuration.observe({ status_code: String(statusCode) }, seconds) },
+    upstreamFailed (kind) { upstreamErrors.inc({ kind }) },
+    watchKeyStore (stats) { keyStats = stats },
+    watchCache (stats) { cacheStats = stats }
+  }
+}
