@@ -4,7 +4,10 @@ import t from 'tap'
 import { continueTrace, newSpanId, newTraceId, parseTraceparent } from '../src/trace-context.js'
 import { loadConfig, loadTracingConfig } from '../src/config.js'
 import { routeTemplate } from '../src/metrics.js'
-import { SECRET } from './helpers/keys.js'
+import { request } from 'undici'
+import { SECRET, signHs } from './helpers/keys.js'
+import { bearer, startGateway } from './helpers/gateway.js'
+import { startUpstream } from './helpers/upstream.js'
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 const PARENT = '00f067aa0ba902b7'
@@ -109,4 +112,31 @@ t.test('tracing: on only with an OTLP endpoint over HTTP/protobuf', async (t) =>
   t.equal(loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' }).otlpEndpoint, undefined)
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /^OTEL_EXPORTER_OTLP_ENDPOINT must use http or https/)
   t.throws(() => loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), /^OTEL_EXPORTER_OTLP_PROTOCOL must be http\/protobuf/)
+})
+
+t.test('the task service receives the gateway\'s trace context, never the client\'s as sent', async (t) => {
+  const up = await startUpstream()
+  t.teardown(() => up.close())
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url })
+  t.teardown(() => gw.close())
+  const auth = bearer(await signHs({ sub: 'alice' }))
+  const sent = async (headers: Record<string, string | string[]>): Promise<Record<string, string | string[] | undefined>> => {
+    const before = up.tasks().length
+    const res = await request(gw.url + '/api/tasks', { headers: { ...auth, ...headers } })
+    t.equal(res.statusCode, 200)
+    await res.body.dump()
+    return up.tasks()[before]?.headers ?? {}
+  }
+  let h = await sent({ traceparent: `00-${TRACE}-${PARENT}-01`, tracestate: 'congo=t61rcWkgMzE' })
+  t.equal(String(h.traceparent).slice(3, 35), TRACE, 'same trace')
+  t.not(String(h.traceparent).slice(36, 52), PARENT, 'the gateway\'s hop as the parent')
+  t.match(h.traceparent, OUT)
+  t.equal(h.tracestate, 'congo=t61rcWkgMzE')
+  h = await sent({})
+  t.match(h.traceparent, OUT, 'a new trace')
+  t.equal(h.tracestate, undefined)
+  h = await sent({ traceparent: [`00-${TRACE}-${PARENT}-01`, `00-${TRACE}-${PARENT}-01`], tracestate: 'a=1' })
+  t.match(h.traceparent, OUT)
+  t.not(String(h.traceparent).slice(3, 35), TRACE, 'two traceparent headers: a new trace')
+  t.equal(h.tracestate, undefined, 'and no tracestate')
 })

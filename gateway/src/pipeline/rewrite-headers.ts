@@ -10,15 +10,14 @@
 
 /**
  * Client headers the task service receives (as sent; duplicates joined with ", "): content negotiation,
- * conditional requests, the body's type and length, W3C trace context. `authorization` too with
+ * conditional requests, the body's type and length. `authorization` too with
  * FORWARD_AUTHORIZATION=true. A header the client lists in `Connection` is hop-by-hop and never
  * forwarded, even if it is on this list.
  */
 export const FORWARDED_REQUEST_HEADERS: readonly string[] = [
   'accept', 'accept-encoding', 'accept-language',
   'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since',
-  'content-type', 'content-length',
-  'traceparent', 'tracestate'
+  'content-type', 'content-length'
 ]
 
 /**
@@ -29,7 +28,9 @@ export const FORWARDED_REQUEST_HEADERS: readonly string[] = [
  * (gateway/test/properties.test.ts) allows exactly these two lists.
  */
 export const GATEWAY_SET_HEADERS: readonly string[] = [
-  'x-user-id', 'x-gateway-assertion', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'
+  'x-user-id', 'x-gateway-assertion', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
+  // W3C trace context: the client's continued with the gateway's hop, or a new trace (trace-context.ts).
+  'traceparent', 'tracestate'
 ]
 
 const FORWARDED = new Set(FORWARDED_REQUEST_HEADERS)
@@ -45,6 +46,9 @@ export interface RewriteInput {
   clientIp: string | undefined
   proto: 'http' | 'https'
   forwardAuthorization: boolean
+  /** The trace context to send (trace-context.ts); none when absent. */
+  traceparent?: string | undefined
+  tracestate?: string | undefined
 }
 
 /** Builds the complete header set sent to the task service. */
@@ -82,5 +86,7 @@ export function rewriteHeaders (input: RewriteInput): Record<string, string> {
   if (input.clientIp !== undefined) out['x-forwarded-for'] = input.clientIp
   out['x-forwarded-proto'] = input.proto
   if (clientHost !== undefined && HOST.test(clientHost)) out['x-forwarded-host'] = clientHost
+  if (input.traceparent !== undefined && input.traceparent !== '') out.traceparent = input.traceparent
+  if (input.tracestate !== undefined) out.tracestate = input.tracestate
   return out
 }

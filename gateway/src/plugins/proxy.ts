@@ -55,6 +55,8 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
   function forwardWith (request: FastifyRequest, reply: FastifyReply, assertion: string): void {
     const access = request.access as Access
     if (!app.acquireUserSlot(request, reply, access.identity.sub)) return
+    // W3C trace context: the gateway's own (trace-context.ts), never the client's as sent.
+    const trace = traceContextOf(request)
     const headers = rewriteHeaders({
       rawHeaders: request.raw.rawHeaders,
       sub: access.identity.sub,
@@ -64,14 +66,10 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
       // from a trusted proxy's X-Forwarded-Proto, else the socket's.
       clientIp: request.ip,
       proto: request.protocol === 'https' ? 'https' : 'http',
-      forwardAuthorization: opts.forwardAuthorization
+      forwardAuthorization: opts.forwardAuthorization,
+      traceparent: trace.traceparent,
+      tracestate: trace.tracestate
     })
-    // W3C trace context: the gateway's own (trace-context.ts), never the client's as sent.
-    const trace = traceContextOf(request)
-    if (trace.traceparent !== '') headers.traceparent = trace.traceparent
-    else delete headers.traceparent
-    if (trace.tracestate !== undefined) headers.tracestate = trace.tracestate
-    else delete headers.tracestate
     app.forwarder.forward(request, reply, access.route as AuthorizedRoute, headers)
   }
 
