@@ -38,7 +38,7 @@ async function setup (t: TapTest, env: Record<string, string> = {}): Promise<Set
     up,
     metricsUrl,
     scrape: async () => {
-      const res = await request(metricsUrl)
+      const res = await request(metricsUrl, { reset: true })
       if (res.statusCode !== 200) throw new Error(`scrape answered ${res.statusCode}`)
       return parse(await res.body.text())
     }
