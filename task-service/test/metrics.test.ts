@@ -130,7 +130,7 @@ t.test('the API port never serves /metrics; the metrics listener serves nothing 
   const { app, url } = shared
   const api = await app.inject({ method: 'GET', url: '/metrics' })
   t.equal(api.statusCode, 404)
-  t.equal(api.json().code, 'ROUTE_NOT_FOUND')
+  t.equal(api.json().error.code, 'route_not_found')
   const res = await fetch(url)
   t.equal(res.status, 200)
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
@@ -139,7 +139,7 @@ t.test('the API port never serves /metrics; the metrics listener serves nothing 
   t.equal(await head.text(), '')
   const other = await fetch(url.replace('/metrics', '/tasks'))
   t.equal(other.status, 404)
-  t.equal((await other.json() as { code: string }).code, 'ROUTE_NOT_FOUND')
+  t.equal((await other.json() as { error: { code: string } }).error.code, 'route_not_found')
   const post = await fetch(url, { method: 'POST' })
   t.equal(post.status, 405)
   t.equal(post.headers.get('allow'), 'GET, HEAD')
