@@ -79,6 +79,8 @@ export async function startGateway (options: GatewayOptions): Promise<HttpTarget
       // rate limiter on its real code path (its cost is part of every request) but out of reach.
       RATE_LIMIT_IP_MAX: String(100_000_000),
       RATE_LIMIT_USER_MAX: String(100_000_000),
+      // Metrics on, as deployed, each gateway on a port of its own (the A/B runs two side by side).
+      METRICS_PORT: String(await freePort()),
       ...options.env
     },
     core: options.core ?? PROXY_CORE,
