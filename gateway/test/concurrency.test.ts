@@ -25,6 +25,8 @@ function trickle (port: number, token: string, everyMs: number): Trickle {
   socket.on('error', () => {})
   socket.on('close', () => { closed = true })
   socket.write(`POST /api/tasks HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`)
+  // The first byte at once, then one every everyMs: the body has begun whatever the test does next.
+  socket.write('1\r\n \r\n')
   const timer = setInterval(() => { if (!socket.destroyed) socket.write('1\r\n \r\n') }, everyMs)
   socket.on('close', () => { clearInterval(timer) })
   return {
