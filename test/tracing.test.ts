@@ -13,7 +13,7 @@ import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { gatewayInstrumentations } from '../gateway/src/tracing.js'
 import { patchPg, pgInstrumentation } from '../task-service/src/tracing.js'
 import { BACKEND, buildTestApp, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { mintDevToken } from '../scripts/dev-token.js'
+import { DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
 
 const SECRET = 'tracing-tests-secret-of-at-least-32-bytes'
 const SERVER = 1 // SpanKind.SERVER
@@ -39,6 +39,7 @@ const taskService = await buildTestApp(t, { config: { logLevel: 'info' }, logStr
 await taskService.listen({ port: 0, host: '127.0.0.1' })
 const gateway = await buildGateway(loadGatewayConfig({
   JWT_SECRET: SECRET,
+  JWT_AUDIENCE: DEV_AUDIENCE,
   GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem,
   TASK_SERVICE_URL: origin(taskService),
   LOG_LEVEL: 'info',

@@ -6,8 +6,8 @@ import t from 'tap'
 import { request } from 'undici'
 import { listenMetrics } from '../src/metrics-server.js'
 import { bearer, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
-import { startJwks } from './helpers/jwks-server.js'
-import { makeKey, signHs, signWith } from './helpers/keys.js'
+import { startJwks } from '../../support/jwks-server.js'
+import { makeKey, signHs, signWith } from '../../support/tokens.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 
 /** Series (name with labels) → value, from the Prometheus text format. */

@@ -5,7 +5,7 @@ import { continueTrace, newSpanId, newTraceId, parseTraceparent } from '../src/t
 import { loadConfig, loadTracingConfig } from '../src/config.js'
 import { routeTemplate } from '../src/metrics.js'
 import { request } from 'undici'
-import { ASSERTION_ENV, SECRET, signHs } from './helpers/keys.js'
+import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 import { bearer, startGateway } from './helpers/gateway.js'
 import { startUpstream } from './helpers/upstream.js'
 
@@ -92,17 +92,17 @@ t.test('routeTemplate: the route table\'s template, by the same normalization as
 })
 
 t.test('METRICS_PORT / METRICS_HOST', async (t) => {
-  const d = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET })
+  const d = loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: AUDIENCE, JWT_SECRET: SECRET })
   t.equal(d.metricsPort, 9464)
   t.equal(d.metricsHost, '127.0.0.1')
-  const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, METRICS_PORT: '9100', METRICS_HOST: '0.0.0.0' })
+  const c = loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: AUDIENCE, JWT_SECRET: SECRET, METRICS_PORT: '9100', METRICS_HOST: '0.0.0.0' })
   t.equal(c.metricsPort, 9100)
   t.equal(c.metricsHost, '0.0.0.0')
-  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, METRICS_PORT: '0' }).metricsPort, 0, '0 turns metrics off')
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, METRICS_PORT: 'ninety' }), /^METRICS_PORT must be a whole number between 0 and 65535, got "ninety"$/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, METRICS_PORT: '70000' }), /^METRICS_PORT must be a whole number/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, PORT: '9000', METRICS_PORT: '9000' }), /^METRICS_PORT must differ from PORT \(9000\)/)
-  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, METRICS_HOST: 'a host' }), /^METRICS_HOST must be a host name or IP address/)
+  t.equal(loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: AUDIENCE, JWT_SECRET: SECRET, METRICS_PORT: '0' }).metricsPort, 0, '0 turns metrics off')
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: AUDIENCE, JWT_SECRET: SECRET, METRICS_PORT: 'ninety' }), /^METRICS_PORT must be a whole number between 0 and 65535, got "ninety"$/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: AUDIENCE, JWT_SECRET: SECRET, METRICS_PORT: '70000' }), /^METRICS_PORT must be a whole number/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: AUDIENCE, JWT_SECRET: SECRET, PORT: '9000', METRICS_PORT: '9000' }), /^METRICS_PORT must differ from PORT \(9000\)/)
+  t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_AUDIENCE: AUDIENCE, JWT_SECRET: SECRET, METRICS_HOST: 'a host' }), /^METRICS_HOST must be a host name or IP address/)
 })
 
 t.test('tracing: on only with an OTLP endpoint over HTTP/protobuf', async (t) => {
