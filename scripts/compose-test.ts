@@ -453,6 +453,13 @@ async function checks (image: string): Promise<void> {
     fromGateway.code === 0 && fromTask.code === 0 && fromGateway.stdout === fromTask.stdout && fromGateway.stdout.includes('BEGIN PUBLIC KEY'),
     `${fromGateway.stderr.trim().slice(0, 200)} ${fromTask.stderr.trim().slice(0, 200)}`)
 
+  // Zero trust on the internal network: a caller there that sends X-User-Id alone is refused before any query.
+  const spoofUser = "fetch('http://task-service:3001/tasks',{headers:{'x-user-id':'alice'}}).then(async(r)=>{process.stdout.write(r.status+' '+(await r.text()))},(e)=>{process.stderr.write(String(e));process.exit(1)})"
+  const spoof = await docker(['exec', gatewayIds[0] ?? 'none', 'node', '-e', spoofUser], { timeoutMs: 30_000 })
+  check('a direct request to the task service on the internal network with X-User-Id alone gets 401',
+    spoof.code === 0 && spoof.stdout.startsWith('401 ') && spoof.stdout.includes('"missing_gateway_assertion"'),
+    `${spoof.stdout.slice(0, 200)} ${spoof.stderr.trim().slice(0, 200)}`)
+
   // Scaled gateways sharing one per-user budget in Redis: 40 per window, spread over the replicas.
   check(`${SCALE} gateway replicas run`, gatewayIds.length === SCALE, `found ${gatewayIds.length}`)
   const carol = await token('carol')
