@@ -9,8 +9,7 @@ import net, { type AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
 import { buildApp } from '../gateway/src/app.js'
 import { loadConfig } from '../gateway/src/config.js'
-import { signHs } from '../support/tokens.js'
-import { BENCH_ASSERTION_PRIVATE_KEY } from './lib/assertion-keys.js'
+import { ASSERTION_KEYS, signHs } from '../support/tokens.js'
 
 const UPLOADS = Number(process.env.ATTACK_UPLOADS ?? 200)
 const USERS = Number(process.env.OTHER_USERS ?? 20)
@@ -24,7 +23,7 @@ const upstream = http.createServer((req, res) => {
 await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
 const app = await buildApp(loadConfig({
   JWT_SECRET: SECRET,
-  GATEWAY_ASSERTION_PRIVATE_KEY: BENCH_ASSERTION_PRIVATE_KEY,
+  GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem,
   JWT_AUDIENCE: 'bench',
   TASK_SERVICE_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
   LOG_LEVEL: 'warn',

@@ -1,7 +1,7 @@
 // Keys and tokens for tests, benchmarks and scripts. Tokens are signed with jose (an independent
 // implementation of the gateway's verifier); forged shapes are assembled by hand.
 import { createHmac, generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto'
-import { SignJWT, exportJWK, type JWK } from 'jose'
+import { SignJWT, exportJWK, importPKCS8, type JWK } from 'jose'
 
 export const DEFAULT_TTL_SECONDS = 15 * 60
 
@@ -44,15 +44,25 @@ function defaults (claims: Claims): Claims {
   return { sub: 'user-1', aud: AUDIENCE, exp: now() + 600, iat: now(), ...claims }
 }
 
+type SigningKey = Parameters<SignJWT['sign']>[0]
+
+/** The one minting path: jose signs `claims` (fields set to undefined removed) under `header`. */
+export async function sign (claims: Claims, header: Record<string, unknown> & { alg: string }, key: SigningKey): Promise<string> {
+  const payload = Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== undefined))
+  return new SignJWT(payload).setProtectedHeader(header).sign(key)
+}
+
 /** Signs with jose. `claims` fields set to undefined are removed. */
 export async function signWith (key: TestKey, claims: Claims = {}, header: Record<string, unknown> = {}): Promise<string> {
-  const payload = Object.fromEntries(Object.entries(defaults(claims)).filter(([, v]) => v !== undefined))
-  return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, ...header }).sign(key.privateKey)
+  return sign(defaults(claims), { alg: key.alg, kid: key.kid, ...header }, key.privateKey)
 }
 
 export async function signHs (claims: Claims = {}, secret: string = SECRET, header: Record<string, unknown> = {}): Promise<string> {
-  const payload = Object.fromEntries(Object.entries(defaults(claims)).filter(([, v]) => v !== undefined))
-  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', ...header }).sign(new TextEncoder().encode(secret))
+  return sign(defaults(claims), { alg: 'HS256', ...header }, new TextEncoder().encode(secret))
+}
+
+export function bearer (token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` }
 }
 
 export const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
@@ -78,10 +88,14 @@ export function unsigned (claims: Claims = {}): string {
   return `${b64({ alg: 'none', typ: 'JWT' })}.${b64(defaults(claims))}.`
 }
 
-/** The gateway's identity-assertion key pair in tests (the task service's tests make their own). */
+/**
+ * The gateway's identity-assertion key pair (made once per process) for tests, benchmarks and scripts: gateways
+ * they start sign X-Gateway-Assertion with the private half, task services they start trust the public half.
+ */
 export const ASSERTION_KEYS = (() => {
   const pair = generateKeyPairSync('ed25519')
   return {
+    privateKey: pair.privateKey,
     publicKey: pair.publicKey,
     privateKeyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     publicKeyPem: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
@@ -90,6 +104,28 @@ export const ASSERTION_KEYS = (() => {
 
 /** The key every gateway configuration needs. */
 export const ASSERTION_ENV = { GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem }
+/** The key every task-service configuration needs: it trusts the gateways these helpers start. */
+export const ASSERTION_PUBLIC_ENV = { GATEWAY_ASSERTION_PUBLIC_KEY: ASSERTION_KEYS.publicKeyPem }
+
+export interface AssertionOverrides {
+  header?: Record<string, unknown>
+  claims?: Record<string, unknown>
+  /** Signing key (default: ASSERTION_KEYS' private half). */
+  key?: SigningKey
+}
+
+// Imported once, as the gateway does (signing with a KeyObject would convert it on every call).
+const assertionSigningKey = importPKCS8(ASSERTION_KEYS.privateKeyPem, 'EdDSA')
+
+/** An identity assertion for sub, as the gateway makes it; overrides make the variants the task service refuses. */
+export async function signAssertion (sub: string, overrides: AssertionOverrides = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  return sign(
+    { iss: 'gateway', aud: 'task-service', sub, iat: now, exp: now + 300, ...overrides.claims },
+    { alg: 'EdDSA', typ: 'gateway-assertion+jwt', ...overrides.header },
+    overrides.key ?? await assertionSigningKey
+  )
+}
 
 export interface DevTokenOptions {
   secret: string

@@ -7,8 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
-import { buildTestApp as buildTaskService, BACKEND, identityHeaders, signAssertion, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
+import { buildTestApp as buildTaskService, BACKEND, identityHeaders } from '../task-service/test/helpers.js'
+import { ASSERTION_KEYS, DEV_AUDIENCE, mintDevToken, signAssertion } from '../support/tokens.js'
 import { errorCode } from '../task-service/test/error-schema.js'
 
 const SECRET = 'end-to-end-secret-of-at-least-32-bytes'
@@ -26,7 +26,7 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
   const gateway = await buildGateway(loadGatewayConfig({
     JWT_SECRET: SECRET,
     JWT_AUDIENCE: DEV_AUDIENCE,
-    GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem,
+    GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem,
     TASK_SERVICE_URL: origin(taskService),
     LOG_LEVEL: 'silent',
     // The gateway shares its event loop with the task service (and PGlite) here: a busy CI machine must

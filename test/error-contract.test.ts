@@ -16,8 +16,8 @@ import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { openapiDocument } from '../gateway/src/openapi.js'
 import type { Database, Queryable, QueryResult } from '../task-service/src/db.js'
-import { assertionFor, buildTestApp, createTask, newUser, openTestDatabase, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { DEV_AUDIENCE, mintDevToken, signHs } from '../support/tokens.js'
+import { assertionFor, buildTestApp, createTask, newUser, openTestDatabase } from '../task-service/test/helpers.js'
+import { ASSERTION_KEYS, DEV_AUDIENCE, mintDevToken, signHs } from '../support/tokens.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 interface Operation { responses: Record<string, unknown> }
@@ -315,7 +315,7 @@ t.test('gateway: every error path, its own and forwarded, answers in the one sha
   const gateways: FastifyInstance[] = []
   t.teardown(async () => { for (const g of gateways) await g.close().catch(() => undefined) })
   const startGateway = async (env: Record<string, string> = {}): Promise<FastifyInstance> => {
-    const g = await buildGateway(loadGatewayConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: DEV_AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem, TASK_SERVICE_URL: upstream, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }))
+    const g = await buildGateway(loadGatewayConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: DEV_AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem, TASK_SERVICE_URL: upstream, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }))
     await g.listen({ port: 0, host: '127.0.0.1' })
     gateways.push(g)
     return g

@@ -13,10 +13,9 @@ import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { drainAndClose } from '../gateway/src/plugins/drain.js'
 import { startUpstream } from '../gateway/test/helpers/upstream.js'
-import { DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
+import { ASSERTION_KEYS, DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
 import { exitWithin, refused, spawnGateway } from './helpers/gateway-process.js'
 import { originOf, startTaskService, STACK_SECRET } from './helpers/stack.js'
-import { TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
 import { summary, Workload } from './helpers/workload.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -157,7 +156,7 @@ t.test('rolling restart of two gateways under load: zero failed requests, nothin
   // The gateways run in this process (a restart takes milliseconds instead of a process start); the stop
   // is the same drainAndClose() that server.ts runs on SIGTERM (proven on a real process above).
   const taskService = await startTaskService(t)
-  const env = { JWT_SECRET: STACK_SECRET, JWT_AUDIENCE: DEV_AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem, TASK_SERVICE_URL: originOf(taskService), SHUTDOWN_DRAIN_MS: '3000', RATE_LIMIT_IP_MAX: '0', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', LOG_LEVEL: 'silent' }
+  const env = { JWT_SECRET: STACK_SECRET, JWT_AUDIENCE: DEV_AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem, TASK_SERVICE_URL: originOf(taskService), SHUTDOWN_DRAIN_MS: '3000', RATE_LIMIT_IP_MAX: '0', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', LOG_LEVEL: 'silent' }
   const start = async (port = 0): Promise<FastifyInstance> => {
     const app = await buildGateway(loadGatewayConfig(env), { logger: false })
     await app.listen({ port, host: '127.0.0.1' })

@@ -12,8 +12,8 @@ import { buildApp as buildGateway } from '../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { gatewayInstrumentations } from '../gateway/src/tracing.js'
 import { patchPg, pgInstrumentation } from '../task-service/src/tracing.js'
-import { BACKEND, buildTestApp, TEST_ASSERTION_KEYS } from '../task-service/test/helpers.js'
-import { DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
+import { BACKEND, buildTestApp } from '../task-service/test/helpers.js'
+import { ASSERTION_KEYS, DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
 
 const SECRET = 'tracing-tests-secret-of-at-least-32-bytes'
 const SERVER = 1 // SpanKind.SERVER
@@ -40,7 +40,7 @@ await taskService.listen({ port: 0, host: '127.0.0.1' })
 const gateway = await buildGateway(loadGatewayConfig({
   JWT_SECRET: SECRET,
   JWT_AUDIENCE: DEV_AUDIENCE,
-  GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem,
+  GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem,
   TASK_SERVICE_URL: origin(taskService),
   LOG_LEVEL: 'info',
   LOG_BUFFER_BYTES: '0',

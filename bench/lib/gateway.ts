@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../../support/ports.js'
-import { BENCH_ASSERTION_PRIVATE_KEY } from './assertion-keys.js'
+import { ASSERTION_KEYS } from '../../support/tokens.js'
 import { PROXY_CORE, startProcess, waitForHttp } from './processes.js'
 import type { HttpTarget } from './upstream.js'
 
@@ -70,7 +70,7 @@ export async function startGateway (options: GatewayOptions): Promise<HttpTarget
       HOST: '127.0.0.1',
       TASK_SERVICE_URL: options.upstreamUrl,
       JWT_SECRET: options.hmacSecret,
-      GATEWAY_ASSERTION_PRIVATE_KEY: BENCH_ASSERTION_PRIVATE_KEY,
+      GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem,
       JWKS_URL: options.jwksUrl,
       JWT_ISSUER: options.issuer,
       JWT_AUDIENCE: options.audience,

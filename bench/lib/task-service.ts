@@ -1,7 +1,7 @@
 // The real task service for --e2e: `node task-service/dist/server.js`, configured by its environment.
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { BENCH_ASSERTION_PUBLIC_KEY } from './assertion-keys.js'
+import { ASSERTION_KEYS } from '../../support/tokens.js'
 import { buildWorkspaceIfStale, repoRoot } from './gateway.js'
 import { freePort } from '../../support/ports.js'
 import { startProcess, waitForHttp } from './processes.js'
@@ -25,7 +25,7 @@ export async function startTaskService (options: { name: string; databaseUrl?: s
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
       DATA_DIR: options.dataDir,
-      GATEWAY_ASSERTION_PUBLIC_KEY: BENCH_ASSERTION_PUBLIC_KEY,
+      GATEWAY_ASSERTION_PUBLIC_KEY: ASSERTION_KEYS.publicKeyPem,
       // Unset DATABASE_URL selects the embedded PGlite, which is what the PGlite rows measure.
       ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {})
     },

@@ -2,9 +2,9 @@
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import { DEFAULT_ALLOWED_HOSTS, loadConfig as load, loadTracingConfig, redactDatabaseUrl } from '../src/config.js'
-import { TEST_ASSERTION_KEYS } from './helpers.js'
+import { ASSERTION_KEYS } from '../../support/tokens.js'
 
-const PUBLIC = TEST_ASSERTION_KEYS.publicKeyPem
+const PUBLIC = ASSERTION_KEYS.publicKeyPem
 /** loadConfig with the required public key (tests of the key itself call `load`). */
 const loadConfig = (env: NodeJS.ProcessEnv): ReturnType<typeof load> => load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC, ...env })
 const keyed = { assertionPublicKeys: [PUBLIC], allowedHosts: [...DEFAULT_ALLOWED_HOSTS] }
@@ -91,7 +91,7 @@ t.test('GATEWAY_ASSERTION_PUBLIC_KEY: required; Ed25519 SPKI PEM; real newlines 
   t.same(load({ GATEWAY_ASSERTION_PUBLIC_KEY: (PUBLIC + '\n' + next).replace(/\n/g, '\\n') }).assertionPublicKeys, [PUBLIC, next], 'two blocks, escaped')
   const third = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString()
   t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: PUBLIC + next + third }), /holds 3 keys; it takes one, or two/)
-  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: TEST_ASSERTION_KEYS.privateKeyPem }), /must be a public key .*got a PRIVATE KEY; the private key belongs to the gateway only/)
+  t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: ASSERTION_KEYS.privateKeyPem }), /must be a public key .*got a PRIVATE KEY; the private key belongs to the gateway only/)
   const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
   t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: rsa }), /must be an Ed25519 key, got rsa/)
   t.throws(() => load({ GATEWAY_ASSERTION_PUBLIC_KEY: 'ssh-ed25519 AAAA' }), /must hold PEM text/)

@@ -7,7 +7,8 @@ import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import type { Database } from '../src/db.js'
-import { buildTestApp, identityHeaders, openTestDatabase, signAssertion, TEST_ASSERTION_KEYS } from './helpers.js'
+import { buildTestApp, identityHeaders, openTestDatabase } from './helpers.js'
+import { ASSERTION_KEYS, signAssertion } from '../../support/tokens.js'
 import { runMigrations } from '../src/migrate.js'
 import { hostMatcher } from '../src/plugins/allowed-hosts.js'
 import { DEFAULT_ALLOWED_HOSTS } from '../src/config.js'
@@ -53,7 +54,7 @@ t.test('every way an assertion can fail is a 401 before any database access', as
     ['payload swapped', { 'x-user-id': 'bob', 'x-gateway-assertion': `${headerB64}.${b64({ iss: 'gateway', aud: 'task-service', sub: 'bob', iat: now(), exp: now() + 300 })}.${sigB64}` }, 'invalid_gateway_assertion'],
     ['alg none', { 'x-user-id': user, 'x-gateway-assertion': `${b64({ alg: 'none', typ: 'gateway-assertion+jwt' })}.${payloadB64}.` }, 'invalid_gateway_assertion'],
     ['signed by another key', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { key: other.privateKey }) }, 'invalid_gateway_assertion'],
-    ['HS256 with the public key as secret', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { alg: 'HS256' }, key: new TextEncoder().encode(TEST_ASSERTION_KEYS.publicKeyPem) }) }, 'invalid_gateway_assertion'],
+    ['HS256 with the public key as secret', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { alg: 'HS256' }, key: new TextEncoder().encode(ASSERTION_KEYS.publicKeyPem) }) }, 'invalid_gateway_assertion'],
     ['typ JWT', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { typ: 'JWT' } }) }, 'invalid_gateway_assertion'],
     ['no typ', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { header: { typ: undefined } }) }, 'invalid_gateway_assertion'],
     ['aud other', { 'x-user-id': user, 'x-gateway-assertion': await signAssertion(user, { claims: { aud: 'billing-service' } }) }, 'invalid_gateway_assertion'],
@@ -102,7 +103,7 @@ t.test('/healthz, /readyz and /openapi.json need no assertion; other unknown rou
 t.test('rotation: with two public keys, assertions signed by either are accepted', async (t) => {
   const next = generateKeyPairSync('ed25519')
   const nextPublic = next.publicKey.export({ type: 'spki', format: 'pem' }).toString()
-  const app = await buildTestApp(t, { signRequests: false, config: { assertionPublicKeys: [TEST_ASSERTION_KEYS.publicKeyPem, nextPublic] } })
+  const app = await buildTestApp(t, { signRequests: false, config: { assertionPublicKeys: [ASSERTION_KEYS.publicKeyPem, nextPublic] } })
   const byOld = await signAssertion('u', {})
   const byNew = await signAssertion('u', { key: next.privateKey })
   t.equal((await app.inject({ url: '/tasks', headers: { 'x-user-id': 'u', 'x-gateway-assertion': byOld } })).statusCode, 200, 'old key')

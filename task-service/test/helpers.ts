@@ -1,8 +1,7 @@
 // Test helpers: a ready app on a private database — in-memory PGlite by default, or a fresh PostgreSQL schema when
 // TEST_DATABASE_URL is set — torn down with the test. Used by this workspace's tests and the root end-to-end tests.
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { importPKCS8, SignJWT } from 'jose'
 import pg from 'pg'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
 import type { TaskServiceConfig } from '../src/config.js'
@@ -10,6 +9,7 @@ import { PgliteDatabase, PostgresDatabase, type Database } from '../src/db.js'
 import { runMigrations } from '../src/migrate.js'
 import { readUserId } from '../src/identity.js'
 import { ASSERTION_HEADER } from '../src/plugins/gateway-assertion.js'
+import { ASSERTION_KEYS, signAssertion } from '../../support/tokens.js'
 
 /** The part of a tap Test these helpers need. */
 export interface TestContext {
@@ -18,39 +18,6 @@ export interface TestContext {
 
 export const TEST_DATABASE_URL: string | undefined = process.env.TEST_DATABASE_URL || undefined
 export const BACKEND: 'postgres' | 'pglite' = TEST_DATABASE_URL ? 'postgres' : 'pglite'
-
-/**
- * The test stand-in for the gateway's key pair (made once per process): the task service under test trusts the
- * public half; tests, and gateways started by tests, sign identity assertions with the private half.
- */
-export const TEST_ASSERTION_KEYS = (() => {
-  const pair = generateKeyPairSync('ed25519')
-  return {
-    privateKey: pair.privateKey,
-    privateKeyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicKeyPem: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
-  }
-})()
-
-export interface AssertionOverrides {
-  header?: Record<string, unknown>
-  claims?: Record<string, unknown>
-  /** Signing key (default: the trusted test key). */
-  key?: Parameters<SignJWT['sign']>[0]
-}
-
-// Imported once, as the gateway does (signing with a KeyObject would convert it on every call).
-const testSigningKey = importPKCS8(TEST_ASSERTION_KEYS.privateKeyPem, 'EdDSA')
-
-/** An identity assertion for sub, as the gateway makes it; overrides make the variants the contract refuses. */
-export async function signAssertion (sub: string, overrides: AssertionOverrides = {}): Promise<string> {
-  const now = Math.floor(Date.now() / 1000)
-  const claims: Record<string, unknown> = { iss: 'gateway', aud: 'task-service', sub, iat: now, exp: now + 300, ...overrides.claims }
-  const payload = Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== undefined))
-  return new SignJWT(payload)
-    .setProtectedHeader({ alg: 'EdDSA', typ: 'gateway-assertion+jwt', ...overrides.header } as { alg: string })
-    .sign(overrides.key ?? await testSigningKey)
-}
 
 const assertions = new Map<string, Promise<string>>()
 /** A valid assertion for userId (made once per user per test process; valid for 300 s). */
@@ -77,7 +44,7 @@ export function testConfig (overrides: Partial<TaskServiceConfig> = {}): TaskSer
     logLevel: 'silent',
     metricsPort: 0,
     metricsHost: '127.0.0.1',
-    assertionPublicKeys: [TEST_ASSERTION_KEYS.publicKeyPem],
+    assertionPublicKeys: [ASSERTION_KEYS.publicKeyPem],
     allowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
     ...overrides
   }

@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { freePort } from '../../support/ports.js'
-import { assertionFor, createSchema, dropSchema, TEST_ASSERTION_KEYS, TEST_DATABASE_URL, uniqueSchemaName } from './helpers.js'
+import { assertionFor, createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchemaName } from './helpers.js'
+import { ASSERTION_KEYS } from '../../support/tokens.js'
 
 const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
 
@@ -24,7 +25,7 @@ function start (env: Record<string, string>): Run {
     Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'LOG_LEVEL', 'METRICS_HOST', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'ALLOWED_HOSTS', 'GATEWAY_ASSERTION_PUBLIC_KEY'].includes(k))
   )
   // The public half of the tests' assertion key pair, as a docker env file carries it: one line, \n escapes.
-  base.GATEWAY_ASSERTION_PUBLIC_KEY = TEST_ASSERTION_KEYS.publicKeyPem.replace(/\n/g, '\\n')
+  base.GATEWAY_ASSERTION_PUBLIC_KEY = ASSERTION_KEYS.publicKeyPem.replace(/\n/g, '\\n')
   const child = spawn(process.execPath, ['--import', 'tsx', SERVER], {
     // Metrics off unless a test asks: parallel test processes must not compete for the default metrics port.
     env: { ...base, METRICS_PORT: '0', ...env },

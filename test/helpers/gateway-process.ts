@@ -4,9 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
-import { DEV_AUDIENCE } from '../../support/tokens.js'
+import { ASSERTION_KEYS, DEV_AUDIENCE } from '../../support/tokens.js'
 import { freePort } from '../../support/ports.js'
-import { TEST_ASSERTION_KEYS } from '../../task-service/test/helpers.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -27,7 +26,7 @@ export async function spawnGateway (env: Record<string, string>, port?: number):
   const p = port ?? await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/server.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', JWT_AUDIENCE: DEV_AUDIENCE, METRICS_PORT: '0', GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem, ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', JWT_AUDIENCE: DEV_AUDIENCE, METRICS_PORT: '0', GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   // Never outlive the test process (e.g. when a test runner kills it on a timeout).

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp as buildGateway } from '../../gateway/src/app.js'
 import { loadConfig as loadGatewayConfig } from '../../gateway/src/config.js'
-import { DEV_AUDIENCE } from '../../support/tokens.js'
-import { buildTestApp, TEST_ASSERTION_KEYS, type TestContext } from '../../task-service/test/helpers.js'
+import { ASSERTION_KEYS, DEV_AUDIENCE } from '../../support/tokens.js'
+import { buildTestApp, type TestContext } from '../../task-service/test/helpers.js'
 
 export const STACK_SECRET = 'reliability-tests-secret-of-at-least-32-bytes'
 
@@ -32,7 +32,7 @@ export async function startTaskService (t: TestContext, port = 0): Promise<Fasti
 
 /** A gateway configured through loadConfig, as production does, listening on 127.0.0.1; it signs with the key the task service trusts. */
 export async function startGateway (t: TestContext, env: Record<string, string>, port = 0): Promise<FastifyInstance> {
-  const gateway = await buildGateway(loadGatewayConfig({ JWT_SECRET: STACK_SECRET, JWT_AUDIENCE: DEV_AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: TEST_ASSERTION_KEYS.privateKeyPem, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }), { logger: false })
+  const gateway = await buildGateway(loadGatewayConfig({ JWT_SECRET: STACK_SECRET, JWT_AUDIENCE: DEV_AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }), { logger: false })
   t.teardown(() => gateway.close())
   await gateway.listen({ port, host: '127.0.0.1' })
   return gateway
