@@ -9,8 +9,19 @@ export interface BenchOptions {
   durationSeconds: number
   warmupSeconds: number
   connections: number
-  /** Requests (and so distinct tokens) per round of the fresh-token scenario. */
+  /**
+   * Fresh-token tokens minted per second of a window: above what the gateway can verify, so no token is
+   * sent twice (a run that wrapped around says so).
+   */
+  freshTokensPerSecond: number
+  /** Requests (and so distinct tokens) of the fresh-token profile. */
   freshTokenRequests: number
+  /** Use autocannon worker processes even when wrk is available (or installable). */
+  autocannon: boolean
+  /** Number of autocannon worker processes when wrk is not used. */
+  autocannonWorkers: number
+  /** Skip the nginx rows (upstream and plain proxy) even when nginx is installed. */
+  nginx: boolean
   fixedRatePerSecond: number
   fixedRateSeconds: number
   profile: boolean
@@ -25,11 +36,14 @@ export interface BenchOptions {
 }
 
 const usage = `npm run bench [-- options]
-  --quick              smoke run (1 round of 2 s windows, under a minute); does not rewrite docs/performance.md
-  --e2e                create/list/toggle/delete through gateway + task service (PGlite, PostgreSQL)
+  --quick              smoke run (1 round of 2 s windows, about a minute); does not rewrite docs/performance.md
+  --e2e                create/list/toggle/delete through gateway + task service and to the task service
+                       directly, CPU per request of each process (PGlite, PostgreSQL)
   --rounds N           interleaved rounds (default 3)
   --duration S         seconds per measurement (default 8)
-  --connections N      concurrent connections (default 32)
+  --connections N      concurrent connections of the load generator (default 50)
+  --autocannon         load from autocannon worker processes even when wrk is available
+  --no-nginx           Node upstream instead of nginx, and no nginx plain-proxy row
   --profile            also profile the gateway under load (node --cpu-prof) and list its hot spots
   --profile-only       only the gateway profiles (~1 minute), for working on its hot path
   --write / --no-write write docs/performance.md (default: yes for full runs, no for --quick)
@@ -45,6 +59,8 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
       rounds: { type: 'string' },
       duration: { type: 'string' },
       connections: { type: 'string' },
+      autocannon: { type: 'boolean', default: false },
+      'no-nginx': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'profile-only': { type: 'boolean', default: false },
       write: { type: 'boolean' },
@@ -76,8 +92,12 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
     rounds,
     durationSeconds,
     warmupSeconds: quick ? 1 : 2,
-    connections: positiveInt(values.connections, 32, 'connections'),
+    connections: positiveInt(values.connections, 50, 'connections'),
+    freshTokensPerSecond: 6000,
     freshTokenRequests: quick ? 1500 : 15_000,
+    autocannon: values.autocannon ?? false,
+    autocannonWorkers: 3,
+    nginx: !(values['no-nginx'] ?? false),
     fixedRatePerSecond: 1000,
     fixedRateSeconds: quick ? 1 : 5,
     profile: (values.profile ?? false) || profileOnly,

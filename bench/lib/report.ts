@@ -1,6 +1,6 @@
 // Writes the measured section of docs/performance.md. The harness owns only the text between the two
 // markers; the prose around them (method, how to read the table) is written by people and kept as is.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { repoRoot } from './gateway.js'
 
@@ -18,4 +18,13 @@ export function replaceMeasuredSection (section: 'proxy' | 'e2e', markdown: stri
       ? current.slice(0, startAt) + block + current.slice(endAt + end.length)
       : `${current.trimEnd()}\n\n${block}\n`
   writeFileSync(reportPath, next)
+}
+
+/** Where every run leaves its tables (git-ignored), ready to paste: `.bench/<section>.md`. */
+export function writeBenchResult (section: 'proxy' | 'e2e', markdown: string): string {
+  const dir = join(repoRoot, '.bench')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `${section}.md`)
+  writeFileSync(file, `${markdown.trim()}\n`)
+  return file
 }

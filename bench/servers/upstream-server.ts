@@ -1,25 +1,15 @@
 // The trivial fast upstream: answers every request with the same ~200-byte JSON, as fast as Node's `http`
 // allows. It stands in for the task service so that the benchmark measures the proxy, not a database.
 // Run as its own process (so it does not share an event loop with the load generator); the same script,
-// pinned to the proxy's core, is the "Node http hello-world" floor from the issue.
+// pinned to the proxy's core, is the "Node http hello world" reference row. bench/lib/nginx.ts serves the
+// same body when nginx is the upstream.
 import { createServer } from 'node:http'
+import { UPSTREAM_BODY } from './upstream-body.js'
 
 const port = Number(process.env.PORT ?? 0)
 const host = process.env.HOST ?? '127.0.0.1'
 
-const body = Buffer.from(
-  JSON.stringify([
-    {
-      id: '0b7e6f8a-2f1c-4a57-9a57-6f0f6c1d2e3f',
-      user_id: 'bench-user',
-      title: 'Benchmark task',
-      description: null,
-      completed: false,
-      created_at: '2026-01-01T00:00:00.000Z',
-      updated_at: '2026-01-01T00:00:00.000Z'
-    }
-  ])
-)
+const body = Buffer.from(UPSTREAM_BODY)
 const contentLength = String(body.length)
 
 const server = createServer((req, res) => {

@@ -97,3 +97,114 @@ t.test('fixed-rate client process: warm-up (one by one, then at the rate) not re
   t.same([...new Set(seen.filter((s) => s.url === '/a').map((s) => s.auth))].sort(), ['Bearer t1', 'Bearer t2'], 'tokens used round-robin')
   t.same([...new Set(seen.filter((s) => s.url === '/b').map((s) => s.auth))], [undefined], 'no tokens: no Authorization header')
 })
+
+t.test('wrk output: requests, duration, errors and percentiles in any unit', async (t) => {
+  const { parseWrkOutput, wrkArgs } = await import('../lib/wrk.js')
+  const output = `Running 2s test @ http://127.0.0.1:4000/
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.92ms  502.11us  12.01ms   91.00%
+    Req/Sec    26.11k     1.02k   27.50k    80.00%
+  Latency Distribution
+     50%  850.00us
+     75%    1.95ms
+     90%    2.20ms
+     99%    3.50ms
+  52010 requests in 2.01s, 20.08MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  25875.62
+Transfer/sec:      9.99MB
+`
+  const result = parseWrkOutput(output)
+  t.equal(result.requests, 52010)
+  t.equal(result.seconds, 2.01)
+  t.equal(result.errors, 7, 'non-2xx + socket errors')
+  t.equal(result.p50Ms, 0.85)
+  t.equal(result.p99Ms, 3.5)
+  const clean = parseWrkOutput('  100 requests in 1.00m, 1.00KB read\n')
+  t.equal(clean.seconds, 60)
+  t.equal(clean.errors, 0)
+  t.ok(Number.isNaN(clean.p99Ms), 'no --latency section: no p99 rather than a made-up one')
+  t.throws(() => parseWrkOutput('unable to connect to 127.0.0.1:1 Connection refused'), /no summary/)
+  const args = wrkArgs({ url: 'http://127.0.0.1:5/api/tasks?x=1', connections: 50, seconds: 8, scriptFile: 's.lua', tokensFile: 't.txt' })
+  t.same(args.slice(0, 3), ['-t1', '-c50', '-d8s'])
+  t.same(args.slice(-4), ['http://127.0.0.1:5/', '--', '/api/tasks?x=1', 't.txt'], 'the path and the token file go to the Lua script')
+})
+
+t.test('autocannon fallback splits connections over its workers', async (t) => {
+  const { splitConnections } = await import('../lib/load-generator.js')
+  t.same(splitConnections(50, 3), [17, 17, 16])
+  t.same(splitConnections(2, 3), [1, 1], 'never a worker without a connection')
+  t.same(splitConnections(10, 1), [10])
+})
+
+t.test('proxy rows: medians of rounds, saturation flagged, ratios against HAProxy HS256 and the floor', async (t) => {
+  const { coreUse, isSaturated, ratio, summarizeRounds, renderProxyTable, checkTargets, renderFixedRateTable } = await import('../lib/proxy-report.js')
+  t.equal(coreUse(1.8e6, 2), 0.9)
+  t.ok(isSaturated(0.9))
+  t.notOk(isSaturated(0.89))
+  t.notOk(isSaturated(Number.NaN))
+  t.equal(ratio(30, 15), 2)
+  t.ok(Number.isNaN(ratio(30, undefined)))
+  t.ok(Number.isNaN(ratio(30, 0)))
+
+  const round = (requests: number, cpuSeconds: number, errors = 0) => ({ requests, seconds: 1, cpuMicros: cpuSeconds * 1e6, p99Ms: 2, peakRssBytes: 100 * 2 ** 20, errors })
+  const hs = summarizeRounds('haproxy-hs256', 'HAProxy HS256', false, [round(60_000, 0.96), round(50_000, 0.97), round(64_000, 0.96)])
+  t.equal(hs.cpuMicrosPerRequest, 16, 'median of 16, 19.4 and 15 µs')
+  t.equal(hs.rounds, 3)
+  t.ok(hs.saturated)
+  const es = summarizeRounds('haproxy-es256', 'HAProxy ES256', false, [round(10_000, 0.95)])
+  const floor = summarizeRounds('node-floor-proxy', 'floor', false, [round(20_000, 0.98)])
+  const gateway = summarizeRounds('gateway-hs256', 'gateway HS256', true, [round(18_000, 0.99, 1), round(18_000, 0.972, 2)])
+  t.equal(gateway.errors, 3, 'errors summed over rounds')
+  t.equal(gateway.cpuMicrosPerRequest, 54.5)
+  t.equal(gateway.minCoreUse, 0.972)
+  const idle = summarizeRounds('gateway-eddsa-repeated', 'gateway EdDSA', true, [round(10_000, 0.5)])
+  t.notOk(idle.saturated)
+
+  const table = renderProxyTable([hs, es, floor, gateway, idle])
+  const line = (label: string) => table.split('\n').find((l) => l.includes(label)) ?? ''
+  t.match(line('**gateway HS256**'), /\|\s+54\.5\s+\|\s+3\.41×\s+\|\s+1\.11×\s+\|/, 'gateway rows bold, ratios vs HAProxy HS256 and vs the floor')
+  t.match(line('| HAProxy HS256 '), /1\.00×/)
+  t.match(line('gateway EdDSA'), /50 % ⚠ not saturated/)
+  t.notMatch(line('| HAProxy HS256 '), /not saturated/)
+
+  const fixed = [
+    { id: 'direct', label: 'direct', requestsPerSecond: 1000, p50Ms: 0.2, p99Ms: 0.5, errors: 0 },
+    { id: 'node-floor-proxy', label: 'floor', requestsPerSecond: 1000, p50Ms: 0.3, p99Ms: 0.8, errors: 0 },
+    { id: 'gateway-hs256', label: 'gateway HS256', requestsPerSecond: 1000, p50Ms: 0.4, p99Ms: 1.75, errors: 0 }
+  ]
+  const fixedTable = renderFixedRateTable(fixed)
+  t.match(fixedTable.split('\n').find((l) => l.startsWith('| gateway HS256')) ?? '', /\|\s+1\.250\s+\|\s+0\.950\s+\|/, 'p99 added vs direct and vs the floor')
+
+  const checks = checkTargets([hs, es, floor, gateway, idle], fixed)
+  t.same(checks.map((c) => c.target), [
+    'gateway HS256 CPU / request vs the bare Node proxy floor',
+    'gateway repeated-EdDSA CPU / request vs HAProxy ES256',
+    'p99 added at 1,000 req/s, gateway HS256',
+    'gateway peak RSS under load'
+  ])
+  t.equal(checks[0]?.measured, '1.11×')
+  t.equal(checks[0]?.verdict, 'pass', '1.11× ≤ 1.15×, both rows saturated')
+  t.equal(checks[1]?.measured, '0.53×')
+  t.equal(checks[1]?.verdict, 'pass (⚠ not saturated: gateway EdDSA)', 'a verdict resting on an unsaturated row says so')
+  t.equal(checks[2]?.verdict, 'FAIL', '1.25 ms added > 1 ms')
+  t.equal(checks[3]?.verdict, 'pass')
+  t.same(checkTargets([gateway], []).map((c) => c.target), ['gateway peak RSS under load'], 'no reference, no ratio target')
+})
+
+t.test('nginx configs: a one-process upstream echoing X-User-Id, and a keep-alive plain proxy', async (t) => {
+  const { nginxConfig } = await import('../lib/nginx.js')
+  const upstream = nginxConfig(8001, { kind: 'upstream' }, '/tmp/x')
+  t.match(upstream, 'master_process off;')
+  t.match(upstream, 'worker_processes 1;')
+  t.match(upstream, 'listen 127.0.0.1:8001;')
+  t.match(upstream, 'add_header x-upstream-saw-user $http_x_user_id;')
+  t.match(upstream, /return 200 '\[\{"id":/)
+  t.notMatch(upstream, 'proxy_pass')
+  const proxy = nginxConfig(8002, { kind: 'proxy', upstreamPort: 8001 }, '/tmp/x')
+  t.match(proxy, 'server 127.0.0.1:8001;')
+  t.match(proxy, 'keepalive 128;')
+  t.match(proxy, 'proxy_set_header Connection "";')
+})
