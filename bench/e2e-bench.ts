@@ -1,37 +1,51 @@
 // `npm run bench -- --e2e`: the real stack, gateway + task service, on PGlite and on PostgreSQL.
-// Each operation (create, list, toggle, delete) is measured on its own with a fixed request count,
-// users spread over the connections, and the ids that create returned are the ones toggled and deleted.
-// Not pinned: this measures the whole stack on the whole machine, not one process's CPU.
+// Each operation (create, list, toggle, delete) runs twice, interleaved: through the gateway (HS256
+// tokens), and straight to the task service with the headers the gateway would have sent (X-User-Id and
+// an X-Gateway-Assertion signed by the gateway's own signer). Each window reports the CPU per request of
+// every process on the path (gateway, task service, the PostgreSQL backends serving this run's database,
+// read from /proc), so the gateway's share of a whole request is visible. A fixed request count per
+// operation, users spread over the connections; the ids that create returned are the ones toggled and
+// deleted. Not pinned: this measures the whole stack on the whole machine.
 import { join } from 'node:path'
+import { IdentityAssertionSigner, ASSERTION_HEADER } from '../gateway/src/pipeline/identity-assertion.js'
 import type { BenchOptions } from './lib/args.js'
+import { BENCH_ASSERTION_PRIVATE_KEY } from './lib/assertion-keys.js'
+import { renderE2eTable, type E2eRow } from './lib/e2e-report.js'
 import { buildWorkspaceIfStale, gatewaySourceExists, startGateway } from './lib/gateway.js'
 import { runWorkers, type PlannedRequest } from './lib/http-workers.js'
-import type { LoadResult } from './lib/load.js'
 import { describeMachine } from './lib/machine.js'
 import { createThrowawayDatabase } from './lib/postgres.js'
+import { cpuDelta, cpuOfPids, processCpuMicros } from './lib/proc-stats.js'
 import { stopProcess } from './lib/processes.js'
-import { replaceMeasuredSection } from './lib/report.js'
-import { formatNumber, markdownTable } from './lib/table.js'
+import { replaceMeasuredSection, writeBenchResult } from './lib/report.js'
+import { formatNumber } from './lib/table.js'
 import { startTaskService, taskServiceSourceExists } from './lib/task-service.js'
-import { createKeys, gatewayAuth, mintPool } from './lib/tokens.js'
+import { createKeys, gatewayAuth, mintPool, userIdFor } from './lib/tokens.js'
 import { startJwks } from '../support/jwks-server.js'
-
-interface OperationResult {
-  backend: string
-  operation: string
-  result: LoadResult
-}
 
 const USERS = 16
 
+type Path = 'gateway' | 'direct'
+
+interface Stack {
+  database: string
+  gatewayPid: number
+  taskServicePid: number
+  /** Pids of the PostgreSQL backends of this run's database; undefined on PGlite (inside the task service). */
+  postgresPids: (() => Promise<number[]>) | undefined
+  baseUrl: Record<Path, string>
+  /** Headers that make request i come from user i % USERS, per path. */
+  identity: Record<Path, (i: number) => Record<string, string>>
+}
+
 export async function runE2eBench (options: BenchOptions, workDir: string): Promise<number> {
-  // Say plainly what is missing rather than print numbers for a stack that does not exist yet.
+  // Say plainly what is missing rather than print numbers for a stack that does not exist.
   const missing = [
     ...(gatewaySourceExists() ? [] : ['the gateway (gateway/src/server.ts)']),
     ...(taskServiceSourceExists() ? [] : ['the task service (task-service/src/server.ts)'])
   ]
   if (missing.length > 0) {
-    console.error(`e2e: not runnable yet: ${missing.join(' and ')} missing. No numbers measured.`)
+    console.error(`e2e: not runnable: ${missing.join(' and ')} missing. No numbers measured.`)
     return 1
   }
   buildWorkspaceIfStale('gateway')
@@ -44,10 +58,14 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
   const keys = await createKeys(jwks.origin)
   jwks.keys = [keys.eddsaPublicJwk]
   const tokens = await mintPool(keys, 'HS256', USERS)
+  // The gateway's own signer and the key the bench gateway is given: the direct requests carry exactly the
+  // assertion the gateway would have attached for that user (one per user, reused, as the gateway does).
+  const signer = await IdentityAssertionSigner.create(BENCH_ASSERTION_PRIVATE_KEY)
+  const assertions = await Promise.all(Array.from({ length: USERS }, (_, i) => signer.assertionFor(userIdFor(i))))
   const notes: string[] = []
-  const results: OperationResult[] = []
+  const rows: E2eRow[] = []
 
-  const backends: { name: string; prepare: () => Promise<{ databaseUrl?: string; cleanup: () => Promise<void> } | undefined> }[] = [
+  const backends: { name: string; prepare: () => Promise<{ databaseUrl?: string; backendPids?: () => Promise<number[]>; cleanup: () => Promise<void> } | undefined> }[] = [
     { name: 'PGlite', prepare: async () => ({ cleanup: async () => {} }) },
     {
       name: 'PostgreSQL',
@@ -57,7 +75,7 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
           notes.push(`PostgreSQL skipped: ${database.unavailable}.`)
           return undefined
         }
-        return { databaseUrl: database.url, cleanup: database.drop }
+        return { databaseUrl: database.url, backendPids: database.backendPids, cleanup: database.drop }
       }
     }
   ]
@@ -81,11 +99,30 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
         // Same machine, no pinning: the whole stack shares both cores.
         core: undefined
       })
-      console.log(`e2e on ${backend.name}: ${perOperation} requests per operation, ${concurrency} connections, ${USERS} users`)
-      const measured = await runOperations(gateway.baseUrl, tokens, perOperation, concurrency)
-      for (const [operation, result] of measured) {
-        results.push({ backend: backend.name, operation, result })
-        console.log(`${backend.name} ${operation}: ${formatNumber(result.requestsPerSecond)} req/s, p99 ${result.p99Ms.toFixed(2)} ms, errors ${result.errors}`)
+      let postgresPids = prepared.backendPids
+      if (postgresPids) {
+        const pids = await postgresPids()
+        if (cpuOfPids(pids).size < pids.length) {
+          notes.push('PostgreSQL CPU not measured: its backends are not processes of this machine (/proc has no such pids).')
+          postgresPids = undefined
+        }
+      }
+      const stack: Stack = {
+        database: backend.name,
+        gatewayPid: gateway.managed.pid,
+        taskServicePid: taskService.managed.pid,
+        postgresPids,
+        baseUrl: { gateway: `${gateway.baseUrl}/api`, direct: taskService.baseUrl },
+        identity: {
+          gateway: (i) => ({ authorization: `Bearer ${tokens[i % USERS]!}` }),
+          direct: (i) => ({ 'x-user-id': userIdFor(i % USERS), [ASSERTION_HEADER]: assertions[i % USERS]! })
+        }
+      }
+      console.log(`e2e on ${backend.name}: ${perOperation} requests per operation and path, ${concurrency} connections, ${USERS} users`)
+      for (const row of await runOperations(stack, perOperation, concurrency)) {
+        rows.push(row)
+        console.log(`${backend.name} ${row.operation} ${row.path}: ${formatNumber(row.requestsPerSecond)} req/s, p99 ${row.p99Ms.toFixed(2)} ms, ` +
+          `CPU µs/req gateway ${row.gatewayMicros?.toFixed(1) ?? '–'}, task service ${row.taskServiceMicros.toFixed(1)}, PostgreSQL ${row.postgresMicros?.toFixed(1) ?? '–'}, errors ${row.errors}`)
       }
       await stopProcess(gateway.managed)
     } finally {
@@ -99,84 +136,111 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
     `Measured by \`${options.command}\` on ${machine.date} (commit ${machine.commit}).`,
     '',
     `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}; gateway and task service not pinned.`,
-    `Each operation: ${formatNumber(perOperation)} requests, ${concurrency} connections, ${USERS} users (HS256 tokens), through the gateway.`,
+    `Each operation and path: ${formatNumber(perOperation)} requests, ${concurrency} connections, ${USERS} users (HS256 tokens through the gateway; ` +
+      'X-User-Id and the gateway\'s X-Gateway-Assertion straight to the task service), the two paths interleaved per operation.',
     '',
-    markdownTable(
-      ['database', 'operation', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'errors'],
-      results.map(({ backend, operation, result }) => [
-        backend,
-        operation,
-        result.requests,
-        formatNumber(result.requestsPerSecond),
-        formatNumber(result.p50Ms, 2),
-        formatNumber(result.p99Ms, 2),
-        result.errors
-      ]),
-      [false, false, true, true, true, true, true]
-    ),
+    renderE2eTable(rows),
+    '',
+    '"µs/req" is each process\'s CPU time (user + system, all threads, from /proc) during the window over the requests answered; ' +
+      'PostgreSQL is the sum over the server backends connected to the run\'s database (PGlite runs inside the task service). ' +
+      '"gateway share" is the gateway\'s part of the whole request\'s CPU.',
     ...notes.map((note) => `\n- ${note}`)
   ]
   const markdown = lines.join('\n')
   console.log(`\n${markdown}\n`)
+  console.log(`wrote ${writeBenchResult('e2e', markdown)}`)
   if (options.write) {
     replaceMeasuredSection('e2e', markdown)
     console.log('wrote docs/performance.md')
   }
-  return results.some((r) => r.result.errors > 0) || results.length === 0 ? 1 : 0
+  return rows.some((r) => r.errors > 0) || rows.length === 0 ? 1 : 0
 }
 
-async function runOperations (baseUrl: string, tokens: string[], count: number, concurrency: number): Promise<[string, LoadResult][]> {
-  const auth = (index: number): Record<string, string> => ({ authorization: `Bearer ${tokens[index % tokens.length]!}` })
-  // ids[i] belongs to the user of request i, so toggles and deletes go out with the owner's token.
-  const ids: string[] = new Array<string>(count)
-  const measured: [string, LoadResult][] = []
+/** Runs one load window and charges each process on the path with the CPU it used. */
+async function measured (
+  stack: Stack,
+  operation: string,
+  path: Path,
+  run: () => Promise<{ requests: number, seconds: number, requestsPerSecond: number, p50Ms: number, p99Ms: number, errors: number }>
+): Promise<E2eRow> {
+  const postgresBefore = stack.postgresPids ? cpuOfPids(await stack.postgresPids()) : undefined
+  const gatewayBefore = processCpuMicros(stack.gatewayPid)
+  const taskBefore = processCpuMicros(stack.taskServicePid)
+  const result = await run()
+  const gatewayCpu = processCpuMicros(stack.gatewayPid) - gatewayBefore
+  const taskCpu = processCpuMicros(stack.taskServicePid) - taskBefore
+  const postgresCpu = stack.postgresPids && postgresBefore ? cpuDelta(postgresBefore, cpuOfPids(await stack.postgresPids())) : undefined
+  const perRequest = (cpu: number): number => cpu / Math.max(1, result.requests)
+  return {
+    database: stack.database,
+    operation,
+    path,
+    requests: result.requests,
+    requestsPerSecond: result.requestsPerSecond,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    errors: result.errors,
+    // Direct requests do not pass the gateway: whatever it did meanwhile (health checks) is not theirs.
+    gatewayMicros: path === 'gateway' ? perRequest(gatewayCpu) : undefined,
+    taskServiceMicros: perRequest(taskCpu),
+    postgresMicros: postgresCpu === undefined ? undefined : perRequest(postgresCpu)
+  }
+}
+
+async function runOperations (stack: Stack, count: number, concurrency: number): Promise<E2eRow[]> {
+  const paths: Path[] = ['gateway', 'direct']
+  // ids[path][i] belongs to the user of request i, so toggles and deletes go out as the owner.
+  const ids: Record<Path, string[]> = { gateway: new Array<string>(count), direct: new Array<string>(count) }
+  const rows: E2eRow[] = []
 
   // Warm-up, not reported: JIT, the gateway's and the task service's connection pools, the database cache.
-  await runWorkers({ baseUrl, concurrency, total: Math.max(100, count / 4), expectedStatus: 200, plan: (i) => ({ method: 'GET', path: '/api/tasks', headers: auth(i) }) })
+  for (const path of paths) {
+    await runWorkers({ baseUrl: stack.baseUrl[path], concurrency, total: Math.max(100, count / 4), expectedStatus: 200, plan: (i) => ({ method: 'GET', path: '/tasks', headers: stack.identity[path](i) }) })
+  }
 
-  measured.push([
-    'create (POST /api/tasks)',
-    await runWorkers({
-      baseUrl,
+  for (const path of paths) {
+    rows.push(await measured(stack, 'create (POST /tasks)', path, () => runWorkers({
+      baseUrl: stack.baseUrl[path],
       concurrency,
       total: count,
       expectedStatus: 201,
       plan: (i): PlannedRequest => ({
         method: 'POST',
-        path: '/api/tasks',
-        headers: { ...auth(i), 'content-type': 'application/json' },
+        path: '/tasks',
+        headers: { ...stack.identity[path](i), 'content-type': 'application/json' },
         body: JSON.stringify({ title: `bench task ${i}`, description: 'created by npm run bench -- --e2e' })
       }),
       onBody: (i, body) => {
-        ids[i] = (JSON.parse(body) as { id: string }).id
+        ids[path][i] = (JSON.parse(body) as { id: string }).id
       }
-    })
-  ])
-  measured.push([
-    'list (GET /api/tasks)',
-    await runWorkers({ baseUrl, concurrency, total: count, expectedStatus: 200, plan: (i) => ({ method: 'GET', path: '/api/tasks', headers: auth(i) }) })
-  ])
+    })))
+  }
+  for (const path of paths) {
+    rows.push(await measured(stack, 'list (GET /tasks)', path, () =>
+      runWorkers({ baseUrl: stack.baseUrl[path], concurrency, total: count, expectedStatus: 200, plan: (i) => ({ method: 'GET', path: '/tasks', headers: stack.identity[path](i) }) })))
+  }
   // Only ids that were created can be toggled and deleted; a failed create already counts as an error.
-  const created = ids.flatMap((id, i) => (id ? [{ id, i }] : []))
-  measured.push([
-    'toggle (PATCH /api/tasks/:id/complete)',
-    await runWorkers({
-      baseUrl,
+  const created = (path: Path): { id: string, i: number }[] => ids[path].flatMap((id, i) => (id ? [{ id, i }] : []))
+  for (const path of paths) {
+    const tasks = created(path)
+    rows.push(await measured(stack, 'toggle (PATCH /tasks/:id/complete)', path, () => runWorkers({
+      baseUrl: stack.baseUrl[path],
       concurrency,
-      total: created.length,
+      total: tasks.length,
       expectedStatus: 200,
-      plan: (n) => ({ method: 'PATCH', path: `/api/tasks/${encodeURIComponent(created[n]!.id)}/complete`, headers: auth(created[n]!.i) })
-    })
-  ])
-  measured.push([
-    'delete (DELETE /api/tasks/:id)',
-    await runWorkers({
-      baseUrl,
+      plan: (n) => ({ method: 'PATCH', path: `/tasks/${encodeURIComponent(tasks[n]!.id)}/complete`, headers: stack.identity[path](tasks[n]!.i) })
+    })))
+  }
+  for (const path of paths) {
+    const tasks = created(path)
+    rows.push(await measured(stack, 'delete (DELETE /tasks/:id)', path, () => runWorkers({
+      baseUrl: stack.baseUrl[path],
       concurrency,
-      total: created.length,
+      total: tasks.length,
       expectedStatus: 204,
-      plan: (n) => ({ method: 'DELETE', path: `/api/tasks/${encodeURIComponent(created[n]!.id)}`, headers: auth(created[n]!.i) })
-    })
-  ])
-  return measured
+      plan: (n) => ({ method: 'DELETE', path: `/tasks/${encodeURIComponent(tasks[n]!.id)}`, headers: stack.identity[path](tasks[n]!.i) })
+    })))
+  }
+  // Same operation together in the table: through the gateway, then directly.
+  return rows
 }

@@ -7,6 +7,8 @@ const adminUrl = process.env.BENCH_POSTGRES_ADMIN_URL ?? 'postgres://postgres@12
 
 export interface ThrowawayDatabase {
   url: string
+  /** Pids of the server processes (backends) currently connected to this database. */
+  backendPids(): Promise<number[]>
   drop(): Promise<void>
 }
 
@@ -28,6 +30,16 @@ export async function createThrowawayDatabase (): Promise<ThrowawayDatabase | { 
   url.pathname = `/${name}`
   return {
     url: url.toString(),
+    async backendPids () {
+      const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 })
+      await client.connect()
+      try {
+        const result = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name])
+        return result.rows.map((row) => row.pid)
+      } finally {
+        await client.end()
+      }
+    },
     async drop () {
       const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 })
       await client.connect()

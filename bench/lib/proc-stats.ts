@@ -60,3 +60,26 @@ export function watchProcess (pid: number, intervalMs = 100): { stop(): Resource
     }
   }
 }
+
+/** CPU time of each of `pids` that still exists (a process that has gone is left out). */
+export function cpuOfPids (pids: number[]): Map<number, number> {
+  const cpu = new Map<number, number>()
+  for (const pid of pids) {
+    try {
+      cpu.set(pid, processCpuMicros(pid))
+    } catch {
+      // Exited between the listing and the read: nothing left to count.
+    }
+  }
+  return cpu
+}
+
+/**
+ * CPU used between two readings of a changing set of processes (database backends come and go): a process
+ * present only at the end was born in the window and all its CPU counts; one gone by the end is lost.
+ */
+export function cpuDelta (before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0
+  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0)
+  return total
+}

@@ -208,3 +208,27 @@ t.test('nginx configs: a one-process upstream echoing X-User-Id, and a keep-aliv
   t.match(proxy, 'keepalive 128;')
   t.match(proxy, 'proxy_set_header Connection "";')
 })
+
+t.test('e2e rows: CPU per request of each process, total and the gateway share', async (t) => {
+  const { gatewayShare, renderE2eTable, totalMicros } = await import('../lib/e2e-report.js')
+  const base = { database: 'PostgreSQL', operation: 'list (GET /tasks)', requests: 3000, requestsPerSecond: 1000, p50Ms: 5, p99Ms: 20, errors: 0 }
+  const through = { ...base, path: 'gateway' as const, gatewayMicros: 100, taskServiceMicros: 250, postgresMicros: 50 }
+  const direct = { ...base, path: 'direct' as const, gatewayMicros: undefined, taskServiceMicros: 240, postgresMicros: 50 }
+  const pglite = { ...base, database: 'PGlite', path: 'gateway' as const, gatewayMicros: 100, taskServiceMicros: 300, postgresMicros: undefined }
+  t.equal(totalMicros(through), 400)
+  t.equal(gatewayShare(through), 0.25)
+  t.equal(totalMicros(direct), 290)
+  t.ok(Number.isNaN(gatewayShare(direct)), 'no gateway on the direct path')
+  t.equal(gatewayShare(pglite), 0.25, 'PGlite runs inside the task service')
+  const table = renderE2eTable([through, direct, pglite]).split('\n')
+  t.match(table[2], /through the gateway .*\|\s+100\.0 \|\s+250\.0 \|\s+50\.0 \|\s+400\.0 \|\s+25 % \|/)
+  t.match(table[3], /task service directly .*\|\s+– \|\s+240\.0 \|\s+50\.0 \|\s+290\.0 \|\s+– \|/)
+  t.match(table[4], /PGlite .*\|\s+100\.0 \|\s+300\.0 \|\s+– \|\s+400\.0 \|/)
+})
+
+t.test('CPU of a changing set of processes: new ones count whole, vanished ones drop out', async (t) => {
+  const { cpuDelta, cpuOfPids } = await import('../lib/proc-stats.js')
+  t.equal(cpuDelta(new Map([[1, 100], [2, 50]]), new Map([[1, 130], [3, 20]])), 50)
+  const own = cpuOfPids([process.pid, 2 ** 30])
+  t.same([...own.keys()], [process.pid], 'a pid that does not exist is left out')
+})
