@@ -129,8 +129,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
   const wrkProblem = options.autocannon ? 'autocannon chosen with --autocannon' : ensureWrk()
   const generator = wrkProblem === undefined ? wrkGenerator() : autocannonGenerator(options.autocannonWorkers)
   if (wrkProblem !== undefined) {
-    notes.push(`Load generator: fell back to ${generator.description}, because ${wrkProblem}. Fast proxies may not saturate: check the core use column.`)
-    console.log(`note: ${notes.at(-1)}`)
+    notes.push(`Load generator: ${generator.description} instead of wrk, because ${wrkProblem}. Fast proxies may not saturate: check the core use column.`)
   }
 
   const jwks = await startJwks()

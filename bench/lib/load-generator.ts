@@ -46,7 +46,7 @@ let runs = 0
 
 export function autocannonGenerator (workers: number): LoadGenerator {
   return {
-    description: `autocannon, ${workers} worker processes (wrk not available)`,
+    description: `autocannon, ${workers} worker processes`,
     async run (load) {
       const id = ++runs
       const shares = splitConnections(load.connections, workers)
