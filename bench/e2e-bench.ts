@@ -9,7 +9,6 @@
 import { join } from 'node:path'
 import { IdentityAssertionSigner, ASSERTION_HEADER } from '../gateway/src/pipeline/identity-assertion.js'
 import type { BenchOptions } from './lib/args.js'
-import { BENCH_ASSERTION_PRIVATE_KEY } from './lib/assertion-keys.js'
 import { renderE2eTable, type E2eRow } from './lib/e2e-report.js'
 import { buildWorkspaceIfStale, gatewaySourceExists, startGateway } from './lib/gateway.js'
 import { runWorkers, type PlannedRequest } from './lib/http-workers.js'
@@ -22,6 +21,7 @@ import { formatNumber } from './lib/table.js'
 import { startTaskService, taskServiceSourceExists } from './lib/task-service.js'
 import { createKeys, gatewayAuth, mintPool, userIdFor } from './lib/tokens.js'
 import { startJwks } from '../support/jwks-server.js'
+import { ASSERTION_KEYS } from '../support/tokens.js'
 
 const USERS = 16
 
@@ -60,7 +60,7 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
   const tokens = await mintPool(keys, 'HS256', USERS)
   // The gateway's own signer and the key the bench gateway is given: the direct requests carry exactly the
   // assertion the gateway would have attached for that user (one per user, reused, as the gateway does).
-  const signer = await IdentityAssertionSigner.create(BENCH_ASSERTION_PRIVATE_KEY)
+  const signer = await IdentityAssertionSigner.create(ASSERTION_KEYS.privateKeyPem)
   const assertions = await Promise.all(Array.from({ length: USERS }, (_, i) => signer.assertionFor(userIdFor(i))))
   const notes: string[] = []
   const rows: E2eRow[] = []
