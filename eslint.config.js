@@ -5,6 +5,9 @@ import neostandard from 'neostandard'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
+  // Global ignores: neostandard's own list applies only to its configs, not to the recommended sets below,
+  // and build output (which `npm run bench` makes) must never be linted.
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/data/**', '.tap/**', '.bench/**'] },
   ...neostandard({ ts: true, ignores: ['**/node_modules/**', '**/dist/**', '**/data/**', '.tap/**'] }),
   js.configs.recommended,
   ...tseslint.configs.recommended,
