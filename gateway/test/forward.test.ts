@@ -563,6 +563,24 @@ t.test('headers out: Set-Cookie, CDN-Cache-Control, Surrogate-Control and every 
   }
 })
 
+t.test('headers out: instructions to a web server in front (X-Accel-*, X-Sendfile, …), Proxy-Authenticate and the internal identity headers never reach the client', async (t) => {
+  up.respond((_req, res) => {
+    res.writeHead(200, [
+      'content-type', 'application/json',
+      'X-Accel-Redirect', '/internal/secret', 'x-accel-buffering', 'no', 'X-Accel-Expires', '3600', 'X-Sendfile', '/etc/passwd',
+      'X-Lighttpd-Send-File', '/etc/passwd', 'X-LiteSpeed-Location', '/internal', 'Proxy-Authenticate', 'Basic realm="x"',
+      'X-User-Id', 'someone', 'X-Gateway-Assertion', 'eyJ.a.b', 'etag', '"v1"'
+    ]).end('[]')
+  })
+  const res = await request(gw.url + '/api/tasks', { headers: bearer(token) })
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+  for (const name of ['x-accel-redirect', 'x-accel-buffering', 'x-accel-expires', 'x-sendfile', 'x-lighttpd-send-file', 'x-litespeed-location', 'proxy-authenticate', 'x-user-id', 'x-gateway-assertion']) {
+    t.notOk(name in res.headers, `${name} dropped`)
+  }
+  t.equal(res.headers.etag, '"v1"', 'ordinary headers pass')
+})
+
 t.test('headers out: a Location, Content-Location or Link that is not a clean path under /tasks is dropped, never passed through', async (t) => {
   const port = new URL(up.url).port
   const bad = [

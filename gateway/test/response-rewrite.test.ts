@@ -68,7 +68,8 @@ t.test('Refresh: the URL made public, or the header dropped', async (t) => {
 })
 
 t.test('dropped response headers', async (t) => {
-  for (const n of ['set-cookie', 'set-cookie2', 'cdn-cache-control', 'cloudflare-cdn-cache-control', 'surrogate-control', 'access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers', 'access-control-allow-private-network', 'connection', 'transfer-encoding', 'keep-alive', 'server', 'x-powered-by', 'via', 'alt-svc']) {
+  for (const n of ['set-cookie', 'set-cookie2', 'cdn-cache-control', 'cloudflare-cdn-cache-control', 'surrogate-control', 'access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers', 'access-control-allow-private-network', 'connection', 'transfer-encoding', 'keep-alive', 'server', 'x-powered-by', 'via', 'alt-svc',
+    'proxy-authenticate', 'x-accel-redirect', 'x-accel-buffering', 'x-accel-expires', 'x-accel-limit-rate', 'x-sendfile', 'x-lighttpd-send-file', 'x-litespeed-location', 'x-user-id', 'x-gateway-assertion']) {
     t.ok(isDroppedResponseHeader(n), n)
   }
   for (const n of ['content-type', 'etag', 'last-modified', 'vary', 'cache-control', 'location', 'link', 'retry-after', 'x-request-id']) {

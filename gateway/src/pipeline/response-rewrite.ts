@@ -4,7 +4,11 @@
 // Dropped: hop-by-hop headers and every header the task service lists in `Connection`; version banners;
 // state and cache directives meant for other parties (Set-Cookie: the gateway's clients carry bearer
 // tokens, never the task service's cookies; CDN-Cache-Control, *-CDN-Cache-Control, Surrogate-Control:
-// no CDN may cache a per-user answer); every Access-Control-* (only the gateway decides CORS).
+// no CDN may cache a per-user answer); every Access-Control-* (only the gateway decides CORS);
+// instructions to a web server in front of the gateway (X-Accel-* for nginx, X-Sendfile,
+// X-Lighttpd-Send-File, X-LiteSpeed-Location: a server acting on them would serve or redirect to
+// internal locations); the internal identity headers (X-User-Id, X-Gateway-Assertion: an assertion is
+// a credential for the task service and never leaves the private side).
 //
 // URI references (Location, Content-Location, Link, the URL in Refresh) survive only when they name a
 // clean path under /tasks on the task service: a path reference (`/tasks…`) or an absolute URL on the
@@ -28,16 +32,20 @@ export function referenceRules (upstreamOrigin: string, publicUrl: string | unde
 
 const DROP_RESPONSE = new Set([
   // hop-by-hop
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te',
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'transfer-encoding', 'upgrade', 'trailer', 'te',
   // banners
   'server', 'x-powered-by', 'via', 'alt-svc',
   // state and cache directives for other parties
-  'set-cookie', 'set-cookie2', 'cdn-cache-control', 'surrogate-control'
+  'set-cookie', 'set-cookie2', 'cdn-cache-control', 'surrogate-control',
+  // instructions to a web server in front
+  'x-sendfile', 'x-lighttpd-send-file', 'x-litespeed-location',
+  // internal identity
+  'x-user-id', 'x-gateway-assertion'
 ])
 
 /** True when a task-service response header of this (lower-case) name never reaches the client. */
 export function isDroppedResponseHeader (name: string): boolean {
-  return DROP_RESPONSE.has(name) || name.startsWith('access-control-') || name.endsWith('-cdn-cache-control')
+  return DROP_RESPONSE.has(name) || name.startsWith('access-control-') || name.startsWith('x-accel-') || name.endsWith('-cdn-cache-control')
 }
 
 function isLoopbackName (hostname: string): boolean {
