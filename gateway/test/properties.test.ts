@@ -17,7 +17,7 @@ import { jwtVerify } from 'jose'
 import { wellFormedRequestId } from 'identity-rules'
 import { ASSERTION_KEYS, signHs } from '../../support/tokens.js'
 import { rawHttp } from './helpers/raw.js'
-import { FORWARDED_REQUEST_HEADERS, GATEWAY_SET_HEADERS } from '../src/pipeline/rewrite-headers.js'
+import { FORWARDED_REQUEST_HEADERS, GATEWAY_SET_HEADERS, SINGLE_VALUED } from '../src/pipeline/rewrite-headers.js'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
 
@@ -227,13 +227,14 @@ async function checkHeaders (r: Recorded, sent: Array<[string, string]>, connect
   const continued = clientTp !== null
   const ts = valuesOf(raw, 'tracestate')
   if (ts.length > 0 && (!continued || ts.length !== 1 || ts[0] !== sentValues('tracestate').join(', '))) throw new Error(`tracestate ${JSON.stringify(ts)} forwarded`)
-  // Allow-listed client headers: exactly as sent (duplicates joined in order), unless named in Connection.
+  // Allow-listed client headers: exactly as sent (a list field's lines joined in order, a single-valued
+  // field's first line), unless named in Connection.
   let listed = 0
   for (const n of FORWARDED_REQUEST_HEADERS) {
     if (n === 'content-length') continue
     const got = valuesOf(raw, n)
     const want = connectionListed.has(n) ? [] : sentValues(n)
-    if (want.length === 0 ? got.length !== 0 : (got.length !== 1 || got[0] !== want.join(', '))) {
+    if (want.length === 0 ? got.length !== 0 : (got.length !== 1 || got[0] !== (SINGLE_VALUED.has(n) ? want[0] : want.join(', ')))) {
       throw new Error(`${n}: sent ${JSON.stringify(want)}, forwarded ${JSON.stringify(got)}`)
     }
     listed += got.length

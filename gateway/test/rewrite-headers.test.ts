@@ -107,6 +107,24 @@ t.test('the allow-listed headers reach the task service as sent; anything else d
   onlyAllowed(t, got?.rawHeaders ?? [])
 })
 
+t.test('a repeated field that is not a list (Content-Type, If-Modified-Since, If-Unmodified-Since) is forwarded once, as the gateway read it (the first); list fields are joined', async (t) => {
+  const r = await rawHttp(gw.port, req('POST', '/api/tasks', [
+    ['Authorization', `Bearer ${token}`], ['Content-Length', '13'],
+    ['Content-Type', 'application/json'], ['Content-Type', 'text/plain'],
+    ['If-Modified-Since', 'Sat, 05 Dec 2026 00:00:00 GMT'], ['If-Modified-Since', 'Sun, 06 Dec 2026 00:00:00 GMT'],
+    ['If-Unmodified-Since', 'Sat, 05 Dec 2026 00:00:00 GMT'], ['if-unmodified-since', 'garbage'],
+    ['Accept', 'application/json'], ['Accept', 'text/plain'], ['If-None-Match', '"a"'], ['If-None-Match', '"b"']
+  ], '{"title":"x"}'))
+  t.equal(r.status, 200)
+  const raw = up.tasks()[0]?.rawHeaders ?? []
+  const values = (name: string): string[] => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === name)
+  t.same(values('content-type'), ['application/json'], 'Content-Type: the one the gateway\'s body handling saw, not "application/json, text/plain"')
+  t.same(values('if-modified-since'), ['Sat, 05 Dec 2026 00:00:00 GMT'])
+  t.same(values('if-unmodified-since'), ['Sat, 05 Dec 2026 00:00:00 GMT'])
+  t.same(values('accept'), ['application/json, text/plain'], 'a list field: joined')
+  t.same(values('if-none-match'), ['"a", "b"'], 'a list field: joined')
+})
+
 t.test('Authorization and cookies are not forwarded by default', async (t) => {
   await rawHttp(gw.port, req('GET', '/api/tasks', [['Authorization', `Bearer ${token}`], ['Cookie', 'better-auth.session_token=abc']]))
   const h = up.tasks()[0]?.headers ?? {}

@@ -9,8 +9,8 @@
 // on the list.
 
 /**
- * Client headers the task service receives (as sent; duplicates joined with ", "): content negotiation,
- * conditional requests, the body's type and length. `authorization` too with
+ * Client headers the task service receives (as sent; a repeated list field joined with ", ", a repeated
+ * SINGLE_VALUED one sent once): content negotiation, conditional requests, the body's type and length. `authorization` too with
  * FORWARD_AUTHORIZATION=true. A header the client lists in `Connection` is hop-by-hop and never
  * forwarded, even if it is on this list.
  */
@@ -34,6 +34,13 @@ export const GATEWAY_SET_HEADERS: readonly string[] = [
 ]
 
 const FORWARDED = new Set(FORWARDED_REQUEST_HEADERS)
+
+/**
+ * Listed fields that are not lists (RFC 9110 §5.3): repeated, they are not joined into a value nobody
+ * sent; the first is forwarded, the one Node keeps in request.headers — so the task service parses the
+ * same Content-Type the gateway read, not "application/json, text/plain".
+ */
+export const SINGLE_VALUED: ReadonlySet<string> = new Set(['content-type', 'content-length', 'if-modified-since', 'if-unmodified-since'])
 
 const HOST = /^[A-Za-z0-9.\-:[\]]{1,255}$/
 
@@ -77,7 +84,7 @@ export function rewriteHeaders (input: RewriteInput): Record<string, string> {
     const value = raw[i + 1] as string
     const prev = out[name]
     if (prev === undefined) out[name] = value
-    else if (name !== 'content-length') out[name] = prev + ', ' + value
+    else if (!SINGLE_VALUED.has(name)) out[name] = prev + ', ' + value
   }
   // ---- set by the gateway (GATEWAY_SET_HEADERS): set, never appended ----
   out['x-user-id'] = Buffer.from(input.sub, 'utf8').toString('latin1')
