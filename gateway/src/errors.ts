@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'overloaded'
   | 'shutting_down'
   | 'payload_too_large'
+  | 'unsupported_media_type'
 
 /** error_description for the WWW-Authenticate header (quoted-string safe: no quotes, no backslashes). */
 export const AUTH_ERROR_DESCRIPTIONS: Record<AuthErrorCode, string> = {

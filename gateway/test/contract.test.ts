@@ -75,6 +75,15 @@ t.test('a body of any content type (or none) streams through unparsed', async (t
   t.equal(up.tasks()[1]?.method, 'PATCH')
 })
 
+t.test('a body whose Content-Type is not a media type → 415 unsupported_media_type (the code the task service gives a 415), nothing forwarded', async (t) => {
+  for (const type of ['not a media type', 'admin', '*', 'application/json, text/plain']) {
+    const r = await call('POST', '/api/tasks', { ...bearer(token), 'content-type': type }, '{"title":"x"}')
+    t.equal(r.status, 415, type)
+    t.match(r.json, { error: { code: 'unsupported_media_type', message: String, requestId: String } })
+  }
+  t.equal(up.tasks().length, 0, 'nothing forwarded')
+})
+
 t.test('item and complete routes map to /tasks/:id and /tasks/:id/complete', async (t) => {
   await call('GET', '/api/tasks/abc', bearer(token))
   await call('DELETE', '/api/tasks/abc', bearer(token))

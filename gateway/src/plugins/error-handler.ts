@@ -8,7 +8,10 @@ export const errorHandler = fp(function errorHandler (app, _opts, next) {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
     if (status === 500) request.log.error({ err: error }, 'unexpected error')
     else request.log.info({ errCode: (error as { code?: string }).code }, 'request rejected')
-    return sendError(reply, status, status === 500 ? 'internal_error' : 'bad_request', status === 500 ? 'internal error' : 'bad request')
+    if (status === 500) return sendError(reply, 500, 'internal_error', 'internal error')
+    // One code per status across the API: the task service answers its 415s unsupported_media_type too.
+    if (status === 415) return sendError(reply, 415, 'unsupported_media_type', 'the Content-Type is not a valid media type')
+    return sendError(reply, status, 'bad_request', 'bad request')
   })
   next()
 }, { name: 'gateway-error-handler', fastify: '5.x' })
