@@ -275,16 +275,17 @@ async function suite (executablePath: string): Promise<void> {
     }
   })
 
-  t.test('per-IP limit: preflights are not counted, and the 429 is readable with Retry-After and RateLimit-*', async (t) => {
-    const tk = await token('browser-ip')
+  t.test('per-address limit (requests without a valid token): preflights are not counted, and the 429 is readable with Retry-After and RateLimit-*', async (t) => {
+    // A page whose session token has expired: each request fails authentication and counts against the address.
+    const tk = await signHs({ sub: 'browser-ip', exp: Math.floor(Date.now() / 1000) - 60 }, STACK_SECRET)
     let preflights = 0
     ipLimitedApp.server.on('request', (req: http.IncomingMessage) => { if (req.method === 'OPTIONS') preflights++ })
     // A new URL each time: the browser's preflight cache does not spare a single one.
     const within: Seen[] = []
-    for (let i = 1; i <= 5; i++) within.push(await call(`per-IP request ${i} of 5`, { url: `${ipLimited}/api/tasks?limit=${i}`, token: tk }))
-    t.same(within.map((s) => s.ok ? s.status : s.error), [200, 200, 200, 200, 200], 'the five requests the limit allows all succeed')
+    for (let i = 1; i <= 5; i++) within.push(await call(`per-address request ${i} of 5`, { url: `${ipLimited}/api/tasks?limit=${i}`, token: tk }))
+    t.same(within.map((s) => s.ok ? s.status : s.error), [401, 401, 401, 401, 401], 'the five failures the limit allows are answered 401, readable')
     t.equal(preflights, 5, 'each of them was preflighted')
-    const over = await call('per-IP request 6 of 5', { url: `${ipLimited}/api/tasks?limit=6`, token: tk })
+    const over = await call('per-address request 6 of 5', { url: `${ipLimited}/api/tasks?limit=6`, token: tk })
     if (readable(t, over, 429)) {
       errorShape(t, over, 'rate_limited')
       t.match(over.headers?.['retry-after'], /^[1-9]\d*$/, 'Retry-After readable')

@@ -431,10 +431,11 @@ t.test('gateway: every error path, its own and forwarded, answers in the one sha
   })
 
   t.test('429 from both limits', async (t) => {
+    // The per-address limit counts requests without a valid token (here: one expired token, its budget).
     const perIp = await startGateway({ RATE_LIMIT_IP_MAX: '1', RATE_LIMIT_USER_MAX: '0', RATE_LIMIT_WINDOW_MS: '600000' })
-    t.equal((await call(perIp, 'GET', '/api/tasks')).status, 200)
-    check(t, 'per-IP limit', await call(perIp, 'GET', '/api/tasks'), { status: 429, code: 'rate_limited', op: 'GET /api/tasks' })
-    check(t, 'per-IP limit on the document', await call(perIp, 'GET', '/openapi.json'), { status: 429, code: 'rate_limited', op: 'GET /openapi.json' })
+    t.equal((await call(perIp, 'GET', '/api/tasks', { auth: expired })).status, 401)
+    check(t, 'per-address limit', await call(perIp, 'GET', '/api/tasks', { auth: expired }), { status: 429, code: 'rate_limited', op: 'GET /api/tasks' })
+    check(t, 'per-address limit on the document', await call(perIp, 'GET', '/openapi.json'), { status: 429, code: 'rate_limited', op: 'GET /openapi.json' })
     const perUser = await startGateway({ RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '1', RATE_LIMIT_WINDOW_MS: '600000' })
     t.equal((await call(perUser, 'GET', '/api/tasks')).status, 200)
     check(t, 'per-user limit', await call(perUser, 'POST', '/api/tasks', { headers: json, body: '{"title":"x"}' }), { status: 429, code: 'rate_limited', op: 'POST /api/tasks' })

@@ -5,9 +5,13 @@ import { ConfigError, int, str } from './env-readers.js'
 export interface RateLimitSettings {
   /** Length of one counting window. */
   windowMs: number
-  /** Requests per window per authenticated user (`sub`); 0 disables the per-user limit. */
+  /** Requests per window per user (`sub`): every request with a valid token; 0 disables the per-user limit. */
   userMax: number
-  /** Requests per window per client IP, counted before authentication; 0 disables the per-IP limit. */
+  /**
+   * Requests WITHOUT a valid token per window per client address (RATE_LIMIT_IP_MAX): each authentication
+   * failure, each request for the API document. Requests with a valid token never count here. Once used
+   * up, the address is refused before any token is verified until the window ends; 0 disables it.
+   */
   ipMax: number
   /** Shared counters across replicas when set (ioredis URL); in-process counters otherwise. */
   redisUrl: string | undefined
@@ -78,10 +82,19 @@ function fraction (env: NodeJS.ProcessEnv, name: string, def: number): number {
 
 export const LIMIT_DEFAULTS = {
   rateLimitWindowMs: 10_000,
-  /** 2,000 per 10 s: 200 requests/s sustained per user. */
+  /**
+   * 2,000 per 10 s: 200 requests/s sustained per user. Users are never counted by address, so 50 users
+   * behind one load balancer at 2,000 requests/s in total (40/s each) use a fifth of their budgets.
+   */
   rateLimitUserMax: 2_000,
-  /** 5,000 per 10 s: 500 requests/s sustained per client IP (a NAT may hold many users). */
-  rateLimitIpMax: 5_000,
+  /**
+   * 500 requests without a valid token per 10 s per client address (50/s). A legitimate client sees a
+   * handful of 401s when its token expires before it renews it, so this covers ~100 clients renewing at
+   * once behind one address; an address sending bad tokens gets at most 50 signature checks (or JWKS
+   * refetch triggers) per second, a few milliseconds of CPU per second for EdDSA, and is
+   * refused for free after that until its window ends.
+   */
+  rateLimitIpMax: 500,
   maxEventLoopDelayMs: 200,
   maxEventLoopUtilization: 0,
   sampleIntervalMs: 1_000,

@@ -129,7 +129,7 @@ t.test('the raw-socket answers (400 malformed, 431, 408) carry CORS headers when
   t.equal(noHeaders.status, 408)
 })
 
-t.test('429 from the per-IP and the per-user limit carry CORS headers, Retry-After and RateLimit-*', async (t) => {
+t.test('429 from the per-address and the per-user limit carry CORS headers, Retry-After and RateLimit-*', async (t) => {
   const perIp = await startGateway({ TASK_SERVICE_URL: up.url, CORS_ORIGINS: ORIGIN, RATE_LIMIT_IP_MAX: '2' })
   t.teardown(() => perIp.close())
   const preflight = { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' }
@@ -137,10 +137,12 @@ t.test('429 from the per-IP and the per-user limit carry CORS headers, Retry-Aft
     const p = await call(perIp.url, 'OPTIONS', '/api/tasks', preflight)
     t.equal(p.status, 204, `preflight ${i + 1} answered, not limited`)
   }
-  t.equal((await call(perIp.url, 'GET', '/api/tasks', bearer(token))).status, 200, 'preflights were not counted: request 1 of 2')
-  t.equal((await call(perIp.url, 'GET', '/api/tasks', bearer(token))).status, 200, 'request 2 of 2')
-  const limited = await call(perIp.url, 'GET', '/api/tasks', bearer(token))
-  assertCors(t, '429 per IP', limited, 429)
+  // The per-address limit counts requests without a valid token (a session whose token has expired).
+  const expired = bearer(await signHs({ sub: 'expired-session', exp: Math.floor(Date.now() / 1000) - 60 }))
+  t.equal((await call(perIp.url, 'GET', '/api/tasks', expired)).status, 401, 'preflights were not counted: failure 1 of 2')
+  t.equal((await call(perIp.url, 'GET', '/api/tasks', expired)).status, 401, 'failure 2 of 2')
+  const limited = await call(perIp.url, 'GET', '/api/tasks', expired)
+  assertCors(t, '429 per address', limited, 429)
   t.ok(Number(limited.headers['retry-after']) >= 1, 'Retry-After')
   t.equal(limited.headers['ratelimit-limit'], '2')
   t.equal(limited.headers['ratelimit-remaining'], '0')

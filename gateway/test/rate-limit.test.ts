@@ -1,5 +1,6 @@
-// Rate limiting: per user (`sub`) after authentication, per client IP before it; 429 JSON with Retry-After;
-// nothing forwarded over a limit; generous defaults; shared across two gateways through Redis.
+// Rate limiting: per user (`sub`) for valid tokens, per client address for requests without one (cut off
+// before verification once used up); 429 JSON with Retry-After; nothing forwarded over a limit; generous
+// defaults; shared across two gateways through Redis. Who counts where: rate-limit-who.test.ts.
 import t from 'tap'
 import { request } from 'undici'
 import { Redis } from 'ioredis'
@@ -37,12 +38,13 @@ async function redisAnswers (): Promise<boolean> {
   }
 }
 
-t.test('defaults are generous: at least 100 requests/s per user and per IP, and 200 quick requests of one user all pass', async (t) => {
+t.test('defaults are generous: at least 100 requests/s per user, a few hundred failures per window per address, and 200 quick requests of one user all pass', async (t) => {
   const c = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE })
   const rl = c.limits?.rateLimit
   t.ok(rl !== undefined)
   t.ok((rl?.userMax ?? 0) / ((rl?.windowMs ?? 1) / 1000) >= 100, `per user: ${rl?.userMax} per ${rl?.windowMs} ms`)
-  t.ok((rl?.ipMax ?? 0) / ((rl?.windowMs ?? 1) / 1000) >= 100, `per IP: ${rl?.ipMax} per ${rl?.windowMs} ms`)
+  // Bounded both ways: renewals behind one NAT fit; an address sending bad tokens is cut off within its window.
+  t.ok((rl?.ipMax ?? 0) >= 200 && (rl?.ipMax ?? 0) <= 2_000, `per address without a valid token: ${rl?.ipMax} per ${rl?.windowMs} ms`)
   const gw = await startGateway({ TASK_SERVICE_URL: up.url })
   t.teardown(() => gw.close())
   const token = await signHs({ sub: 'busy-frontend' })
@@ -79,14 +81,14 @@ t.test('per user: the budget comes back after the window', async (t) => {
   t.pass('served again after the window, without a restart')
 })
 
-t.test('per IP, before authentication: a flood of bad tokens is cut off with 429; health probes are not limited', async (t) => {
+t.test('per address: a flood of bad tokens is cut off with 429 once its budget is used up; health probes are not limited', async (t) => {
   const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' })
   t.teardown(() => gw.close())
   const statuses: number[] = []
   for (let i = 0; i < 5; i++) statuses.push((await get(gw.url + '/api/tasks', { authorization: 'Bearer not.a.token' })).status)
-  t.same(statuses, [401, 401, 401, 429, 429], 'counted before the token is even looked at')
+  t.same(statuses, [401, 401, 401, 429, 429], 'three failures, then refused before the token is looked at')
   const good = await signHs({ sub: 'dave' })
-  t.equal((await get(gw.url + '/api/tasks', bearer(good))).status, 429, 'a valid token from the same IP is limited too')
+  t.equal((await get(gw.url + '/api/tasks', bearer(good))).status, 429, 'a token never verified before, from the cut-off address, waits for the window too')
   t.equal((await get(gw.url + '/healthz')).status, 200)
   t.equal((await get(gw.url + '/readyz')).status, 200)
   t.equal(up.tasks().length, 0, 'nothing was forwarded')
@@ -107,27 +109,19 @@ t.test('invalid settings refuse to start', async (t) => {
   t.throws(() => loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, REDIS_URL: 'http://127.0.0.1:6379' }), /REDIS_URL/)
 })
 
-t.test('RateLimit headers describe the limit nearest to refusing (per IP or per user, whichever has fewer left)', async (t) => {
+t.test('RateLimit headers describe the limit that counted the request: per user with a valid token, per address without', async (t) => {
   const token = await signHs({ sub: `headers-${randomBytes(4).toString('hex')}` })
-  const ipTighter = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '10', RATE_LIMIT_USER_MAX: '100', RATE_LIMIT_WINDOW_MS: '60000' })
-  t.teardown(() => ipTighter.close())
-  await get(ipTighter.url + '/api/tasks', bearer(token))
-  await get(ipTighter.url + '/api/tasks', bearer(token))
-  const a = await get(ipTighter.url + '/api/tasks', bearer(token))
-  t.same([a.headers['ratelimit-limit'], a.headers['ratelimit-remaining']], ['10', '7'], 'the per-IP limit, 3 of 10 used')
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '10', RATE_LIMIT_USER_MAX: '100', RATE_LIMIT_WINDOW_MS: '60000' })
+  t.teardown(() => gw.close())
+  await get(gw.url + '/api/tasks', bearer(token))
+  await get(gw.url + '/api/tasks', bearer(token))
+  const a = await get(gw.url + '/api/tasks', bearer(token))
+  t.same([a.headers['ratelimit-limit'], a.headers['ratelimit-remaining']], ['100', '97'], 'the per-user limit, 3 of 100 used')
 
-  const userTighter = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '100', RATE_LIMIT_USER_MAX: '10', RATE_LIMIT_WINDOW_MS: '60000' })
-  t.teardown(() => userTighter.close())
-  const other = await signHs({ sub: `other-${randomBytes(4).toString('hex')}` })
-  for (let i = 0; i < 5; i++) await get(userTighter.url + '/api/tasks', bearer(other)) // the IP's count rises, not this user's
-  const b = await get(userTighter.url + '/api/tasks', bearer(token))
-  t.same([b.headers['ratelimit-limit'], b.headers['ratelimit-remaining']], ['10', '9'], 'the per-user limit, 1 of 10 used (the IP has 94 left)')
-
-  const c = await get(userTighter.url + '/api/tasks')
+  const c = await get(gw.url + '/api/tasks')
   t.equal(c.status, 401)
-  t.same([c.headers['ratelimit-limit'], c.headers['ratelimit-remaining']], ['100', '93'], 'unauthenticated: only the per-IP limit applies')
+  t.same([c.headers['ratelimit-limit'], c.headers['ratelimit-remaining']], ['10', '9'], 'no valid token: the per-address limit, 1 of 10 used (the valid requests were not counted there)')
 
-  // Both at 0 left, the per-user limit refusing: the headers are the refusing limit's.
   const both = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_USER_MAX: '1', RATE_LIMIT_WINDOW_MS: '60000' })
   t.teardown(() => both.close())
   t.equal((await get(both.url + '/api/tasks', bearer(token))).status, 200)
@@ -159,7 +153,7 @@ t.test('two gateways sharing one Redis enforce one limit', { skip: redisUp ? fal
   t.equal(up.tasks().length, 6)
 })
 
-t.test('per IP: only GET/HEAD on /healthz and /readyz are exempt; other methods on them count and are cut off before authentication', async (t) => {
+t.test('per address: only GET/HEAD on /healthz and /readyz are exempt; other methods on them count and are cut off before authentication', async (t) => {
   const gw = await startGateway({ TASK_SERVICE_URL: up.url, RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
   t.teardown(() => gw.close())
   const statuses: number[] = []

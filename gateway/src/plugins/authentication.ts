@@ -1,7 +1,10 @@
 // Authentication: the JWKS key store, the verification cache and the authenticator
 // (pipeline/authenticate.ts), put together once; decorates the instance with
 //  - authenticate(request, reply, next): the one way a request is authenticated, used by the proxy route
-//    and by the answer to a URL that cannot be routed (proxy.ts);
+//    and by the answer to a URL that cannot be routed (proxy.ts). It is also where the rate limits count
+//    (plugins/rate-limit.ts): a cut-off address is refused before its token is read (unless the token is
+//    already in the verification cache), a valid token counts against its user, a failure against the
+//    client address — so every route and method that authenticates counts, and nothing else needs to;
 //  - signingKeys(): the key store's state, for /readyz.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -18,10 +21,11 @@ export type SigningKeysState = 'ok' | 'unavailable' | 'not_used'
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * Authenticates `request` by its Authorization header. On success sets `request.access` (identity,
-     * no route yet), binds the user id to the request's logger and calls `next` — at once for an HMAC or
-     * cached token, later when the JWKS must be fetched. Otherwise it answers the request itself (401
-     * with WWW-Authenticate; 500 for an unexpected error) and never calls `next`.
+     * Authenticates `request` by its Authorization header and counts it against the rate limits. On
+     * success sets `request.access` (identity, no route yet), binds the user id to the request's logger
+     * and calls `next` — at once for an HMAC or cached token with in-memory counters, later when the JWKS
+     * must be fetched or the counters live in Redis. Otherwise it answers the request itself (429 over a
+     * limit; 401 with WWW-Authenticate; 500 for an unexpected error) and never calls `next`.
      */
     authenticate: (request: FastifyRequest, reply: FastifyReply, next: (access: Access) => void) => void
     signingKeys: () => SigningKeysState
@@ -68,6 +72,7 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
   })
 
   app.decorateRequest('access', null)
+  const limits = app.rateLimits
 
   // Callback-style (no promise per request): a cached verification completes synchronously.
   app.decorate('authenticate', function authenticate (request: FastifyRequest, reply: FastifyReply, next: (access: Access) => void): void {
@@ -75,7 +80,14 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
       const access: Access = { identity, route: null }
       request.access = access
       request.log = withBinding(request.log, 'userId', identity.sub)
-      next(access)
+      limits.countUser(request, reply, identity.sub, () => { next(access) })
+    }
+    if (limits.addressBlocked(request)) {
+      // A cut-off address: no signature check, no key fetch. Only a token verified earlier passes.
+      const cached = authenticator.cachedIdentity(request.raw.rawHeaders)
+      if (cached === undefined) limits.refuseAddress(request, reply)
+      else admit(cached)
+      return
     }
     let result: Identity | Promise<Identity>
     try {
@@ -107,12 +119,16 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
   }
 }, { name: 'gateway-authentication', fastify: '5.x' })
 
-/** 401 for a token that fails verification; 500 (logged) for anything else. */
+/**
+ * 401 for a token that fails verification, counted against the client address (429 instead when the
+ * address's budget was already used up, here or by another replica); 500 (logged) for anything else.
+ */
 function refuse (request: FastifyRequest, reply: FastifyReply, err: unknown): void {
   if (err instanceof AuthError) {
-    request.server.gatewayMetrics?.authenticationFailed(err.code)
-    request.log.info({ authError: err.code }, 'authentication failed')
-    sendAuthError(reply, err.code)
+    const code = err.code
+    request.server.gatewayMetrics?.authenticationFailed(code)
+    request.log.info({ authError: code }, 'authentication failed')
+    request.server.rateLimits.countAddress(request, reply, () => { sendAuthError(reply, code) })
     return
   }
   request.log.error({ err }, 'unexpected error')

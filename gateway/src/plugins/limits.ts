@@ -1,7 +1,8 @@
 // Protective limits, each its own plugin, registered in the order a request meets them (their onRequest
-// hooks run in this order, before authentication): shed load (503) → body size (413) → per-IP rate limit
-// (429) → drain. The per-user rate limit counts later, once the caller is known (rate-limit.ts), and the
-// per-user concurrency cap is taken just before forwarding (concurrency.ts, from plugins/proxy.ts).
+// hooks run in this order, before authentication): shed load (503) → body size (413) → drain. The rate
+// limits count during authentication, once it is known whether the caller has a valid token (per user)
+// or not (per client address) (rate-limit.ts, called from plugins/authentication.ts), and the per-user
+// concurrency cap is taken just before forwarding (concurrency.ts, from plugins/proxy.ts).
 // Settings: limits-config.ts. A new limit is one more plugin registered here.
 import fp from 'fastify-plugin'
 import type { LimitsConfig } from '../limits-config.js'

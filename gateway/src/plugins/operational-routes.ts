@@ -1,6 +1,8 @@
-// Unauthenticated operational routes: liveness, readiness, and the public API's description.
+// Unauthenticated operational routes: liveness, readiness (GET/HEAD never rate-limited: probes), and the
+// public API's description.
 import type { FastifyInstance } from 'fastify'
 import { openapiDocument } from '../openapi.js'
+import { countUnauthenticated } from './rate-limit.js'
 
 export async function operationalRoutes (app: FastifyInstance, opts: { readinessTimeoutMs: number }): Promise<void> {
   app.get('/healthz', async (_request, reply) => reply.send({ status: 'ok' }))
@@ -15,5 +17,6 @@ export async function operationalRoutes (app: FastifyInstance, opts: { readiness
       checks: { taskService: upstreamReady ? 'ok' : 'unavailable', signingKeys }
     })
   })
-  app.get('/openapi.json', async (_request, reply) => reply.send(openapiDocument))
+  // Served to anyone, so counted against the client address like any request without a valid token.
+  app.get('/openapi.json', { onRequest: countUnauthenticated }, async (_request, reply) => reply.send(openapiDocument))
 }

@@ -1,8 +1,8 @@
 // The proxy route: every /api request goes authenticate → authorize → rewrite headers → forward, each a
 // module in pipeline/. `request.access` carries the caller and the route from stage to stage.
 //
-// Stages 1+2 run in onRequest: before any body byte is read, before content-type handling. Between them
-// and stages 3+4, the per-user rate limit counts the caller (plugins/rate-limit.ts).
+// Stages 1+2 run in onRequest: before any body byte is read, before content-type handling. Stage 1
+// (app.authenticate) also counts the request against the rate limits (plugins/rate-limit.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { sendError } from '../errors.js'
 import type { Access } from '../pipeline/access.js'

@@ -1,29 +1,41 @@
-// Rate limiting (@fastify/rate-limit's counters, our hooks and our error shape).
+// Rate limiting: who is limited, by what. Two limits, each a fixed window of RATE_LIMIT_WINDOW_MS:
+//  - per user (`sub`): every request with a valid token, counted right after authentication
+//    (plugins/authentication.ts), whatever the route, method or answer (404, 405, a malformed URL).
+//    Never by address: users behind one NAT or load balancer each have their own budget;
+//  - per client address (request.ip as TRUST_PROXY defines it; an IPv6 client's /64, client-address.ts):
+//    every request WITHOUT a valid token — each authentication failure (missing, malformed, bad
+//    signature, expired, wrong audience or type…) and each request to the unauthenticated document
+//    (/openapi.json). GET/HEAD /healthz and /readyz and CORS preflights never authenticate and never count.
 //
-// Two limits, each a fixed window of RATE_LIMIT_WINDOW_MS:
-//  - per client IP (the socket address; the gateway is the public endpoint, trustProxy is off), counted in
-//    onRequest BEFORE authentication, so a flood of bad tokens costs no signature checks past the limit;
-//  - per user (`sub`), counted after authentication, just before the request is forwarded.
-// Over a limit → 429 JSON `rate_limited` with Retry-After (seconds until the window resets); nothing is
-// forwarded. /healthz and /readyz are not limited (probes).
+// Cutting an address off costs nothing: when a failure uses up the address's budget, the address goes
+// into a small in-process map of blocked addresses until its window resets. Authentication checks that
+// map first, synchronously, before it looks at the token: a blocked address gets 429 with no signature
+// check and no JWKS fetch. One exception: a token already in the verification cache (verified earlier,
+// no signature work left) still passes and is counted against its user, so users behind a NAT shared
+// with an attacker keep working with the tokens they hold; a token never seen before waits for the
+// window like any other unverified request.
 //
-// With REDIS_URL the counters live in Redis (one atomic Lua INCR+PEXPIRE per request), so every replica
-// sharing that Redis enforces one limit. Redis never makes a request fail or hang: commands time out after
-// 500 ms, are never queued while disconnected, and on any Redis error the request is let through (fail
-// open, logged at most once per 10 s) — availability of the API outranks exactness of the limit.
+// Over a limit → 429 JSON `rate_limited` with Retry-After (seconds until the window resets) and
+// RateLimit-Limit/-Remaining/-Reset of the limit that counted the request; nothing is forwarded.
+//
+// With REDIS_URL the counters live in Redis (one atomic Lua INCR+PEXPIRE per count), so every replica
+// sharing that Redis enforces one budget per user and one failure budget per address; the blocked-address
+// map stays per process (a replica learns of a block at its own next failure from that address). Redis
+// never makes a request fail or hang: commands time out after 500 ms, are never queued while
+// disconnected, and on any Redis error the request is let through (fail open, logged at most once per
+// 10 s) — availability of the API outranks exactness of the limit.
 // Counting is @fastify/rate-limit's own stores (LocalStore: an LRU of fixed windows in memory;
-// RedisStore: one atomic Lua INCR+PEXPIRE per request), called from our callback-style hooks. The
-// plugin's hook path (createRateLimit) awaits three promises per limiter per request, a cost that showed
-// in the benchmark (docs/performance.md, "Hot-path choices"), and the in-memory store answers
-// synchronously anyway.
+// RedisStore), called from callbacks: the plugin's hook path (createRateLimit) awaits three promises per
+// limiter per request, a cost that showed in the benchmark (docs/performance.md, "Hot-path choices"),
+// and the in-memory store answers synchronously anyway.
 import { createRequire } from 'node:module'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
+import { addressKey } from '../client-address.js'
 import { errorBody } from '../errors.js'
 import type { RateLimitSettings } from '../limits-config.js'
-import { pathWithoutQuery } from '../url-path.js'
 
 type CounterStore = Pick<FastifyRateLimitStore, 'incr'>
 type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cacheSize: number) => CounterStore
@@ -32,13 +44,38 @@ const require = createRequire(import.meta.url)
 const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as LocalStoreCtor
 const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as RedisStoreCtor
 
-const UNLIMITED_PATHS = new Set(['/healthz', '/readyz'])
-
 /** How long start-up waits for the first Redis connection before going on without it (fail open). */
 export const REDIS_READY_WAIT_MS = 2_000
 
-/** Distinct keys (IPs, users) each in-memory limiter tracks; the least recently seen is forgotten. */
+/** Distinct keys (addresses, users) each in-memory limiter tracks; the least recently seen is forgotten. */
 export const LOCAL_STORE_KEYS = 10_000
+
+/**
+ * Addresses held as blocked at once; past it the one blocked longest ago is forgotten (its next failure
+ * is counted in the store again, finds the budget used up and blocks it again).
+ */
+export const BLOCKED_ADDRESSES_MAX = 10_000
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The rate limits, for authentication (plugins/authentication.ts) and unauthenticated routes. */
+    rateLimits: RateLimits
+  }
+}
+
+export interface RateLimits {
+  /**
+   * Before a token is looked at: true when the request's address is cut off (it has used up its failure
+   * budget in this window). Synchronous and free; answers nothing.
+   */
+  addressBlocked: (request: FastifyRequest) => boolean
+  /** Answers 429 for a cut-off address (after addressBlocked said so). */
+  refuseAddress: (request: FastifyRequest, reply: FastifyReply) => void
+  /** Counts a request without a valid token against its address; calls `next`, or answers 429 itself. */
+  countAddress: (request: FastifyRequest, reply: FastifyReply, next: () => void) => void
+  /** Counts an authenticated request against `sub`; calls `next`, or answers 429 itself. */
+  countUser: (request: FastifyRequest, reply: FastifyReply, sub: string, next: () => void) => void
+}
 
 interface Limiter {
   /** Which limit this is (the metrics label). */
@@ -48,38 +85,77 @@ interface Limiter {
   windowMs: number
 }
 
+const noLimits: RateLimits = {
+  addressBlocked: () => false,
+  refuseAddress: () => {},
+  countAddress: (_request, _reply, next) => { next() },
+  countUser: (_request, _reply, _sub, next) => { next() }
+}
+
+function rateLimitHeaders (reply: FastifyReply, max: number, remaining: number, resetSec: number): void {
+  reply.header('ratelimit-limit', max)
+  reply.header('ratelimit-remaining', remaining)
+  reply.header('ratelimit-reset', resetSec)
+}
+
+function refuse (limiter: Limiter, request: FastifyRequest, reply: FastifyReply, resetSec: number): void {
+  request.server.gatewayMetrics?.rateLimited(limiter.name)
+  rateLimitHeaders(reply, limiter.max, 0, resetSec)
+  const retryAfter = Math.max(1, resetSec)
+  reply
+    .code(429)
+    .header('retry-after', String(retryAfter))
+    .header('content-type', 'application/json; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .send(JSON.stringify(errorBody('rate_limited', `too many requests; retry in ${retryAfter} s`, String(request.id))))
+}
+
 /**
- * Counts one request against `key`; calls `done` to go on, or answers 429 itself. A store error lets
- * the request through (fail open; the Redis client logs the outage).
+ * Counts one request against `key`; calls `next` to go on, or answers 429 itself. `usedUp` hears of a
+ * count that reaches or passes the limit (with the window's remaining ms). A store error lets the request
+ * through (fail open; the Redis client logs the outage).
  */
-function count (limiter: Limiter, key: string, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+function count (limiter: Limiter, key: string, request: FastifyRequest, reply: FastifyReply, next: () => void, usedUp?: (ttlMs: number) => void): void {
   limiter.store.incr(key, (err, result) => {
-    if (err !== null || result === undefined) { done(); return }
-    const remaining = Math.max(0, limiter.max - result.current)
+    if (err !== null || result === undefined) { next(); return }
     const resetSec = Math.ceil(result.ttl / 1000)
-    // Two limiters may count one request (per IP, then per user): the headers describe the one with
-    // fewer requests left, the one a client must pace itself by — and on a 429, the one that refused.
-    const refused = result.current > limiter.max
-    const shown = reply.getHeader('ratelimit-remaining')
-    if (refused || shown === undefined || remaining < Number(shown)) {
-      reply.header('ratelimit-limit', limiter.max)
-      reply.header('ratelimit-remaining', remaining)
-      reply.header('ratelimit-reset', resetSec)
-    }
-    if (!refused) { done(); return }
-    request.server.gatewayMetrics?.rateLimited(limiter.name)
-    const retryAfter = Math.max(1, resetSec)
-    reply
-      .code(429)
-      .header('retry-after', String(retryAfter))
-      .header('content-type', 'application/json; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .send(JSON.stringify(errorBody('rate_limited', `too many requests; retry in ${retryAfter} s`, String(request.id))))
+    if (result.current >= limiter.max && result.ttl > 0) usedUp?.(result.ttl)
+    if (result.current > limiter.max) { refuse(limiter, request, reply, resetSec); return }
+    rateLimitHeaders(reply, limiter.max, limiter.max - result.current, resetSec)
+    next()
   }, limiter.windowMs, limiter.max)
 }
 
+/** Blocked address keys → when their window ends (epoch ms). Insertion order = blocking order. */
+class BlockedAddresses {
+  private readonly until = new Map<string, number>()
+
+  /** Milliseconds until `key` is unblocked, or 0 when it is not blocked. */
+  remainingMs (key: string): number {
+    if (this.until.size === 0) return 0
+    const end = this.until.get(key)
+    if (end === undefined) return 0
+    const left = end - Date.now()
+    if (left > 0) return left
+    this.until.delete(key)
+    return 0
+  }
+
+  block (key: string, forMs: number): void {
+    this.until.delete(key)
+    if (this.until.size >= BLOCKED_ADDRESSES_MAX) {
+      const oldest = this.until.keys().next()
+      if (oldest.done !== true) this.until.delete(oldest.value)
+    }
+    this.until.set(key, Date.now() + forMs)
+  }
+}
+
 export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, settings) {
-  if (settings.userMax === 0 && settings.ipMax === 0) return
+  if (settings.userMax === 0 && settings.ipMax === 0) {
+    app.decorate('rateLimits', noLimits)
+    return
+  }
 
   let redis: Redis | undefined
   let lastRedisWarning = 0
@@ -116,22 +192,35 @@ export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, se
   const newStore = (): CounterStore => redis !== undefined
     ? new RedisStore(false, false, redis, 'gateway-rate-limit:')
     : new LocalStore(false, false, LOCAL_STORE_KEYS)
-  const perIp: Limiter | undefined = settings.ipMax > 0 ? { name: 'ip', store: newStore(), max: settings.ipMax, windowMs: settings.windowMs } : undefined
+  const perAddress: Limiter | undefined = settings.ipMax > 0 ? { name: 'ip', store: newStore(), max: settings.ipMax, windowMs: settings.windowMs } : undefined
   const perUser: Limiter | undefined = settings.userMax > 0 ? { name: 'user', store: newStore(), max: settings.userMax, windowMs: settings.windowMs } : undefined
+  const blocked = new BlockedAddresses()
 
-  if (perIp !== undefined) {
-    app.addHook('onRequest', (request, reply, done) => {
-      // Only the probes' own methods are exempt: any other method on these paths is a proxied request
-      // (authenticated, 404/405) and counts like one.
-      if ((request.method === 'GET' || request.method === 'HEAD') && UNLIMITED_PATHS.has(pathWithoutQuery(request.url))) { done(); return }
-      count(perIp, 'ip:' + request.ip, request, reply, done)
-    })
+  const limits: RateLimits = {
+    addressBlocked: perAddress === undefined
+      ? () => false
+      : (request) => blocked.remainingMs(addressKey(request.ip)) > 0,
+    refuseAddress (request, reply) {
+      if (perAddress === undefined) return
+      refuse(perAddress, request, reply, Math.ceil(blocked.remainingMs(addressKey(request.ip)) / 1000))
+    },
+    countAddress: perAddress === undefined
+      ? noLimits.countAddress
+      : (request, reply, next) => {
+          const key = addressKey(request.ip)
+          // Once the budget is used up, the next request from here is refused before its token is read.
+          count(perAddress, 'ip:' + key, request, reply, next, (ttlMs) => { blocked.block(key, ttlMs) })
+        },
+    countUser: perUser === undefined
+      ? noLimits.countUser
+      : (request, reply, sub, next) => { count(perUser, 'user:' + sub, request, reply, next) }
   }
-  if (perUser !== undefined) {
-    // preHandler: after the proxy route's onRequest stage has authenticated the caller, before forwarding.
-    app.addHook('preHandler', (request, reply, done) => {
-      if (request.access === null || reply.sent) { done(); return }
-      count(perUser, 'user:' + request.access.identity.sub, request, reply, done)
-    })
-  }
+  app.decorate('rateLimits', limits)
 }, { name: 'gateway-rate-limit', fastify: '5.x' })
+
+/** An onRequest hook for a route answered without authentication (the API document): counted per address. */
+export function countUnauthenticated (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const limits = request.server.rateLimits
+  if (limits.addressBlocked(request)) { limits.refuseAddress(request, reply); return }
+  limits.countAddress(request, reply, done)
+}
