@@ -159,7 +159,7 @@ export function createGatewayMetrics (): GatewayMetrics {
   })
   const rateLimited = new Counter({
     name: 'gateway_rate_limited_total',
-    help: 'Requests refused with 429, by the limit that refused them (ip or user)',
+    help: 'Requests refused with 429, by the limit that refused them (user: a valid token over its per-user budget; ip: a client address over its budget of requests without a valid token)',
     labelNames: ['limit'] as const,
     registers: [own]
   })

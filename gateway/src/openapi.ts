@@ -112,7 +112,7 @@ const responses = {
   MethodNotAllowed: errorResponse('`method_not_allowed`: the route does not serve this method.', { Allow: { description: 'The methods the route serves.', schema: { type: 'string' } } }),
   PayloadTooLarge: errorResponse('`payload_too_large`: a Content-Length over the gateway\'s MAX_BODY_BYTES (checked before authentication), or a chunked body growing past it (the connection is closed in both cases), or a body over the task service\'s 64 KiB.'),
   UnsupportedMediaType: errorResponse('`unsupported_media_type`: a body that is not application/json, or whose Content-Type is not a media type at all.'),
-  TooManyRequests: errorResponse('`rate_limited`: the per-IP (before authentication) or per-user limit refused the request; `too_many_concurrent_requests`: the caller already has MAX_CONCURRENT_REQUESTS_PER_USER requests in flight (Retry-After: 1).', { 'Retry-After': retryAfter, ...rateLimitHeaders }),
+  TooManyRequests: errorResponse('`rate_limited`: the per-user limit (requests with a valid token) or the per-address limit (requests without one; once used up, refused before the token is verified) refused the request; `too_many_concurrent_requests`: the caller already has MAX_CONCURRENT_REQUESTS_PER_USER requests in flight (Retry-After: 1).', { 'Retry-After': retryAfter, ...rateLimitHeaders }),
   InternalError: errorResponse('`internal_error`: a bug (logged, never detailed in the body).'),
   BadGateway: errorResponse('`upstream_unavailable`: the task service refused the connection, reset it or answered garbage.'),
   ServiceUnavailable: errorResponse(

@@ -153,6 +153,16 @@ t.test('rate-limit and load-shedding refusals are counted by limit and reason', 
   t.equal(m2.get('gateway_load_shed_total{reason="other"}'), 1, 'an unknown reason cannot make a new series')
 })
 
+t.test('a cut-off address is counted as limit="ip"; its refused requests are not authentication failures (never verified)', async (t) => {
+  const { gw, scrape } = await setup(t, { RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
+  const statuses = []
+  for (let i = 0; i < 5; i++) statuses.push(await call(gw, 'GET', '/api/tasks', { authorization: 'Bearer not.a.token' }))
+  t.same(statuses, [401, 401, 429, 429, 429])
+  const m = await scrape()
+  t.equal(m.get('gateway_rate_limited_total{limit="ip"}'), 3)
+  t.equal(m.get('gateway_authentication_failures_total{code="malformed_token"}'), 2)
+})
+
 t.test('upstream errors: 502 when the task service is down, 504 when it is slow', async (t) => {
   const { gw, up, scrape } = await setup(t, { UPSTREAM_TIMEOUT_MS: '300' })
   const token = await signHs({ sub: 'alice' })
