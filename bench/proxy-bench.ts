@@ -16,7 +16,6 @@ import { hotSpots, readProfiles, type HotSpot, type PackageShare } from './lib/c
 import { buildWorkspaceIfStale, gatewaySourceExists, startGateway, type GatewayOptions } from './lib/gateway.js'
 import { haproxyVersion, isSupportedHaproxy, startHaproxy } from './lib/haproxy.js'
 import { startJwks } from '../support/jwks-server.js'
-import { runClosedLoop } from './lib/load.js'
 import { autocannonGenerator, wrkGenerator, type LoadGenerator } from './lib/load-generator.js'
 import { describeMachine } from './lib/machine.js'
 import { nginxVersion, startNginx } from './lib/nginx.js'
@@ -205,7 +204,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
 
   if (options.profileOnly) {
     if (!runnable.some((s) => s.gateway)) throw new Error('--profile-only: the gateway is not runnable (see the notes above)')
-    const profiles = await profileGateway(options, gatewayBase, pools, workDir)
+    const profiles = await profileGateway(options, generator, gatewayBase, pools, workDir)
     await jwks.close()
     console.log(`\n${renderProfiles(profiles).join('\n')}\n`)
     return 0
@@ -255,7 +254,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
   })
 
   let profiles: ProfileResult[] = []
-  if (options.profile && runnable.some((s) => s.gateway)) profiles = await profileGateway(options, gatewayBase, pools, workDir)
+  if (options.profile && runnable.some((s) => s.gateway)) profiles = await profileGateway(options, generator, gatewayBase, pools, workDir)
   await jwks.close()
 
   const lines: string[] = []
@@ -316,6 +315,7 @@ interface ProfileResult {
 /** One fresh gateway per load shape under `node --cpu-prof`, so each profile shows one kind of work. */
 async function profileGateway (
   options: BenchOptions,
+  generator: LoadGenerator,
   gatewayBase: Omit<GatewayOptions, 'name'>,
   pools: TokenPools,
   workDir: string
@@ -323,8 +323,8 @@ async function profileGateway (
   const shapes: { id: string; label: string; tokens: string[] }[] = [
     { id: 'hs256', label: 'HS256, repeated tokens', tokens: pools.repeatedFor('HS256') },
     { id: 'eddsa-repeated', label: 'EdDSA, repeated tokens', tokens: pools.repeatedFor('EdDSA') },
-    // Warm-up pool: tokens the main gateway saw, but this new process has never seen.
-    { id: 'eddsa-fresh', label: 'EdDSA, fresh token per request', tokens: pools.freshFor(-1) }
+    // A round's pool (the largest): tokens the main gateway may have seen, but this new process never has.
+    { id: 'eddsa-fresh', label: 'EdDSA, fresh token per request', tokens: pools.freshFor(0) }
   ]
   const results: ProfileResult[] = []
   for (const shape of shapes) {
@@ -332,12 +332,8 @@ async function profileGateway (
     mkdirSync(dir, { recursive: true })
     const gateway = await startGateway({ ...gatewayBase, name: `gateway-profile-${shape.id}`, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
     console.log(`profiling gateway: ${shape.label}`)
-    await runClosedLoop({
-      url: `${gateway.baseUrl}/api/tasks`,
-      connections: options.connections,
-      ...(shape.id === 'eddsa-fresh' ? { amount: Math.min(shape.tokens.length, options.freshTokenRequests) } : { durationSeconds: options.profileSeconds }),
-      tokenFor: (i) => shape.tokens[i % shape.tokens.length]!
-    })
+    // Saturated, like the measured rows: a profile of an idling gateway over-weights per-wake-up costs.
+    await generator.run({ url: `${gateway.baseUrl}/api/tasks`, tokens: shape.tokens, connections: options.connections, seconds: options.profileSeconds, core: LOAD_CORE, workDir })
     await stopProcess(gateway.managed, 10_000)
     const [profile] = readProfiles(dir)
     if (profile) results.push({ label: shape.label, ...hotSpots(profile, 12) })

@@ -18,6 +18,12 @@ async function main (): Promise<number> {
   }
   process.once('SIGINT', interrupt)
   process.once('SIGTERM', interrupt)
+  // Every phase is bounded on its own; this is the backstop that makes the whole run stop by itself.
+  const watchdog = setTimeout(() => {
+    console.error(`bench: still running after ${options.timeLimitMinutes} minutes (--time-limit): stopping every process and giving up`)
+    void stopAll().finally(() => process.exit(124))
+  }, options.timeLimitMinutes * 60_000)
+  watchdog.unref()
   try {
     return options.mode === 'e2e' ? await runE2eBench(options, workDir) : await runProxyBench(options, workDir)
   } finally {

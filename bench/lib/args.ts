@@ -14,7 +14,7 @@ export interface BenchOptions {
    * sent twice (a run that wrapped around says so).
    */
   freshTokensPerSecond: number
-  /** Requests (and so distinct tokens) of the fresh-token profile. */
+  /** The least number of tokens in a fresh-token pool. */
   freshTokenRequests: number
   /** Use autocannon worker processes even when wrk is available (or installable). */
   autocannon: boolean
@@ -32,6 +32,8 @@ export interface BenchOptions {
   logLevel: string
   /** Alternative gateway entry point (a JS file), for trying the harness before the gateway exists. */
   gatewayEntry: string | undefined
+  /** The whole run is stopped (exit 124) after this many minutes. */
+  timeLimitMinutes: number
   command: string
 }
 
@@ -48,6 +50,7 @@ const usage = `npm run bench [-- options]
   --profile-only       only the gateway profiles (~1 minute), for working on its hot path
   --write / --no-write write docs/performance.md (default: yes for full runs, no for --quick)
   --log-level LEVEL    gateway LOG_LEVEL (default info, as in production)
+  --time-limit M       stop everything and fail after M minutes (default 15; 5 with --quick)
   --gateway-entry FILE run this JS file as the gateway instead of gateway/dist/server.js`
 
 export function parseBenchArgs (argv: string[]): BenchOptions {
@@ -67,6 +70,7 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
       'no-write': { type: 'boolean' },
       'log-level': { type: 'string', default: 'info' },
       'gateway-entry': { type: 'string' },
+      'time-limit': { type: 'string' },
       help: { type: 'boolean', default: false }
     },
     strict: true
@@ -106,6 +110,7 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
     write,
     logLevel: values['log-level'] ?? 'info',
     gatewayEntry: values['gateway-entry'],
+    timeLimitMinutes: positiveInt(values['time-limit'], quick ? 5 : 15, 'time-limit'),
     command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ')
   }
 }
