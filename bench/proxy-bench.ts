@@ -219,7 +219,8 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
   const samples = new Map<string, RoundSample[]>(saturating.map((s) => [s.id, []]))
   let freshReused = 0
   for (let round = 0; round < options.rounds; round++) {
-    for (const scenario of saturating) {
+    // A B C, then C B A: a drift over the run (the machine heating, a neighbour starting) falls evenly.
+    for (const scenario of round % 2 === 0 ? saturating : [...saturating].reverse()) {
       const tokens = scenario.fresh ? pools.freshFor(round) : pools.repeatedFor(scenario.alg)
       const sample = await measure(generator, scenario, tokens, options, options.durationSeconds, workDir)
       if (scenario.fresh) freshReused += Math.max(0, sample.requests - tokens.length)
