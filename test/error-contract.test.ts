@@ -197,7 +197,7 @@ t.test('task service: every error path answers in the one shape', async (t) => {
   ] as const
   const validBody = (method: string): object | undefined => method === 'POST' || method === 'PUT' ? { title: 'ok' } : method === 'PATCH' ? { title: 'ok' } : undefined
 
-  t.test('every route: 400, 401, 404, 413, 415, 500, 503', async (t) => {
+  t.test('every route: 400, 401, 404, 413, 415, 421, 500, 503', async (t) => {
     for (const [method, url, template] of ops) {
       const op = `${method} ${template}`
       const payload = url.endsWith('/complete') ? undefined : validBody(method)
@@ -205,6 +205,7 @@ t.test('task service: every error path answers in the one shape', async (t) => {
       check(t, `${op} X-User-Id with a tab`, await inject(method, url, { headers: { 'x-user-id': 'a\tb' }, payload }), { status: 401, code: 'invalid_user_id', op })
       check(t, `${op} X-User-Id twice`, await inject(method, url, { headers: { 'x-user-id': ['a', 'b'] }, payload }), { status: 401, code: 'invalid_user_id', op })
       check(t, `${op} ?user_id=`, await inject(method, `${url}?user_id=${user}`, { payload }), { status: 400, code: 'user_id_not_allowed', op })
+      check(t, `${op} foreign Host`, await inject(method, url, { headers: { host: 'rebound.example' }, payload }), { status: 421, code: 'misdirected_request', op })
       if (template !== '/tasks') {
         check(t, `${op} missing task`, await inject(method, url.replace(task.id, MISSING), { payload }), { status: 404, code: 'task_not_found', op })
         check(t, `${op} malformed id`, await inject(method, url.replace(task.id, 'not-a-uuid'), { payload }), { status: 404, code: 'task_not_found', op })
@@ -472,7 +473,7 @@ t.test('gateway: every error path, its own and forwarded, answers in the one sha
 
 t.test('every status each service can produce was observed and validated', async (t) => {
   const statuses = (s: 'task-service' | 'gateway'): number[] => [...seen[s].keys()].sort()
-  t.same(statuses('task-service'), [400, 401, 404, 413, 415, 431, 500, 503])
+  t.same(statuses('task-service'), [400, 401, 404, 413, 415, 421, 431, 500, 503])
   t.same(statuses('gateway'), [400, 401, 403, 404, 405, 413, 415, 429, 431, 500, 502, 503, 504])
   for (const s of ['task-service', 'gateway'] as const) {
     t.comment(`${s}: ${[...seen[s]].map(([status, codes]) => `${status} ${[...codes].sort().join(' ')}`).join(' | ')}`)

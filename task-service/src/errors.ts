@@ -45,6 +45,8 @@ const ERROR_STATUSES: Record<number, string> = {
   404: '`task_not_found`: no such task for this user (also another user\'s task, and an id that is not a UUID).',
   413: '`payload_too_large`: the body is over 64 KiB.',
   415: '`unsupported_media_type`: a body that is not application/json.',
+  421: '`misdirected_request`: the Host header names a host this service does not answer for (ALLOWED_HOSTS), as a web ' +
+    'page that rebinds its own DNS name to this service would send.',
   500: '`internal_error`: a bug (logged with its stack, never returned).',
   503: '`database_unavailable` (the database is unreachable) or `shutting_down`; with Retry-After: 1.'
 }

@@ -33,10 +33,11 @@ function checkOwnershipFields (value: unknown, part: 'body' | 'query string'): v
 
 const userHeader = Type.Object({ [USER_ID_HEADER]: Type.String({ description: 'Set by the gateway: the caller.' }) })
 
-// Every /tasks route: 400 (user_id in the query), 401 (before anything else), 500, 503. Bodies are parsed on every
-// method but GET/HEAD, hence 413/415 wherever a body can be sent.
-const errors = <S extends number>(...statuses: S[]): Record<S | 400 | 401 | 500 | 503, TUnsafe<ErrorResponse>> =>
-  errorResponses<S | 400 | 401 | 500 | 503>(400, 401, ...statuses, 500, 503)
+// Every /tasks route: 400 (user_id in the query), 401 (before anything else), 421 (a Host outside ALLOWED_HOSTS,
+// plugins/allowed-hosts.ts), 500, 503. Bodies are parsed on every method but GET/HEAD, hence 413/415 wherever a
+// body can be sent.
+const errors = <S extends number>(...statuses: S[]): Record<S | 400 | 401 | 421 | 500 | 503, TUnsafe<ErrorResponse>> =>
+  errorResponses<S | 400 | 401 | 421 | 500 | 503>(400, 401, 421, ...statuses, 500, 503)
 
 function requireId (id: string): string {
   if (!UUID.test(id)) throw notFound()
