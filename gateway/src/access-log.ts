@@ -11,11 +11,9 @@
 // covered: a client that leaves during the few microseconds in which the gateway writes one of its own
 // small answers — 401, 403, 429 — for a request that is never forwarded.)
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import { statusOf } from 'observability'
 import { pathWithoutQuery } from './url-path.js'
 import { traceIdOf } from './trace-context.js'
-
-/** Status logged for a request whose connection closed before any response head was sent. */
-export const CLIENT_CLOSED_REQUEST = 499
 
 // The request metrics (metrics.ts) are counted here too: one count per access line.
 export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
@@ -28,7 +26,7 @@ export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, repl
     traceId: traceIdOf(request),
     method: request.method,
     path: pathWithoutQuery(request.url),
-    statusCode: aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode,
+    statusCode: statusOf(reply, aborted),
     responseTimeMs: Math.round(reply.elapsedTime * 100) / 100,
     ...(aborted ? { aborted: true } : {})
   }, 'request completed')

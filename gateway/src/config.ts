@@ -1,6 +1,7 @@
 // Configuration: read from the environment once, validated, fails closed.
 // This is the only module that may read process.env (lint rule). The gateway never reads `.env` itself.
 import { createPrivateKey } from 'node:crypto'
+import { readTracingConfig, type TracingConfig } from 'observability'
 import { ConfigError, fail, int, str } from './env-readers.js'
 import { loadLimitsConfig, type LimitsConfig } from './limits-config.js'
 import { parseTrustProxy, type TrustProxySetting } from './trust-proxy.js'
@@ -105,31 +106,13 @@ export { ConfigError }
 
 export const DEFAULT_METRICS_PORT = 9464
 
-/** Read by the tracing preload (telemetry.ts) before the app starts; see loadTracingConfig(). */
-export interface TracingConfig {
-  /** OTLP endpoint traces are exported to; undefined: tracing is off and nothing of OpenTelemetry is loaded. */
-  otlpEndpoint: string | undefined
-  /** service.name of the exported spans (OTEL_SERVICE_NAME, default gateway). */
-  serviceName: string
-}
-
-/**
- * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set and
- * OTEL_SDK_DISABLED is not "true". The exporter reads the rest of its OTEL_* variables itself; it speaks
- * OTLP over HTTP with protobuf, so another OTEL_EXPORTER_OTLP_PROTOCOL is refused rather than ignored.
- */
+/** Read by the tracing preload (telemetry.ts) before the app starts: the OTEL_* settings (packages/observability). */
 export function loadTracingConfig (env: NodeJS.ProcessEnv = process.env): TracingConfig {
-  const serviceName = str(env, 'OTEL_SERVICE_NAME') ?? 'gateway'
-  if (str(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { otlpEndpoint: undefined, serviceName }
-  const name = str(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'
-  const raw = str(env, name)
-  if (raw === undefined) return { otlpEndpoint: undefined, serviceName }
-  httpUrl(name, raw)
-  for (const p of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
-    const protocol = str(env, p)
-    if (protocol !== undefined && protocol !== 'http/protobuf') fail(`${p} must be http/protobuf (the protocol this service exports with), got "${protocol}"`)
+  try {
+    return readTracingConfig(env, 'gateway')
+  } catch (err) {
+    return fail((err as Error).message)
   }
-  return { otlpEndpoint: raw, serviceName }
 }
 
 function bool (env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {

@@ -1,41 +1,23 @@
-// Prometheus metrics (prom-client): one Registry per app (tests build several gateways in one process),
-// served only by the separate listener (metrics-server.ts), never on the public port.
+// Prometheus metrics (prom-client): one Registry per app (tests build several gateways in one process), served
+// only by the separate metrics listener, never on the public port. The HTTP request series, the process metrics
+// and the listener are the ones both services share (packages/observability); the gateway adds its own.
 //
 // Label values come from closed sets only, so the number of series is bounded by construction:
-//   method      GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, or "other"
 //   route       a route template: /api/tasks, /api/tasks/:id, /api/tasks/:id/complete, the same under
 //               /api/:user_id, /healthz, /readyz, /openapi.json — or "unmatched". Never a raw path, id or user.
-//   status_code the three-digit status (499: the client left before its response was complete)
 //   code        an authentication error code (errors.ts), limit "ip" | "user", kind of an upstream error
-// Per request the cost is one histogram observation and two integer increments: the request counter is the
-// histogram's count and the in-flight gauge the difference of the increments, both made at scrape time, as is
-// everything read from the key store and the verification cache. (prom-client hashes the labels of every
-// observation; a second labelled observation per request would double that.)
+// Everything read from the key store and the verification cache is read at scrape time.
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { createHttpMetrics, listenMetrics, scrapedCounter, scrapedGauge, withProcessMetrics, type MetricsListener } from 'observability'
+import { Counter, Histogram, Registry } from 'prom-client'
+import type { ErrorCode } from './errors.js'
 import { normalizePath } from './pipeline/authorize.js'
-
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 /** Seconds: the gateway's own work is sub-millisecond, a forwarded request takes what the task service takes. */
 export const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-/** Status recorded for a request whose connection closed before its response was complete (as nginx logs it). */
-export const CLIENT_CLOSED_REQUEST = 499
-
-// Process metrics describe the process, not an app: one set per process, merged into every app's output.
-let processRegistry: Registry | undefined
-function processMetrics (): Registry {
-  if (processRegistry === undefined) {
-    processRegistry = new Registry()
-    collectDefaultMetrics({ register: processRegistry })
-  }
-  return processRegistry
-}
-
-export function methodLabel (method: string): string {
-  return METHODS.has(method) ? method : 'other'
-}
+/** What the metrics listener answers for any path but /metrics: the gateway's own code for an unknown route. */
+const NOT_FOUND: ErrorCode = 'not_found'
 
 /**
  * The route-table template a raw request target falls under, by the same normalization as authorize.ts
@@ -90,6 +72,8 @@ export type UpstreamErrorKind = 'unavailable' | 'timeout' | 'failed_mid_body'
 /** The interface the pipeline reports through; every method is cheap and never throws. */
 export interface GatewayMetrics {
   readonly registry: Registry
+  /** Starts the metrics listener for this registry (rejects when the port cannot be bound). */
+  listen: (at: { port: number, host: string }) => Promise<MetricsListener>
   /** onRequest: one more request in flight. */
   requestStarted: () => void
   /** Once per request, with its access line: count and duration; one fewer in flight when `started`. */
@@ -123,34 +107,7 @@ const LOAD_SHED_REASONS = new Set(['eventLoopDelay', 'eventLoopUtilization', 'he
 
 export function createGatewayMetrics (): GatewayMetrics {
   const own = new Registry()
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from the request arriving to its response being sent, by method, route template and status code',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: HTTP_BUCKETS,
-    registers: [own]
-  })
-  // eslint-disable-next-line no-new
-  new Counter({
-    name: 'http_requests_total',
-    help: 'HTTP requests answered, by method, route template and status code',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    registers: [own],
-    async collect () {
-      const { values } = await duration.get()
-      this.reset()
-      for (const v of values) if (v.metricName === 'http_request_duration_seconds_count') this.inc(v.labels as Record<'method' | 'route' | 'status_code', string>, v.value)
-    }
-  })
-  let started = 0
-  let finished = 0
-  // eslint-disable-next-line no-new
-  new Gauge({
-    name: 'http_requests_in_flight',
-    help: 'Requests received whose response has not finished yet',
-    registers: [own],
-    collect () { this.set(started - finished) }
-  })
+  const http = createHttpMetrics(own, { buckets: HTTP_BUCKETS })
   const authFailures = new Counter({
     name: 'gateway_authentication_failures_total',
     help: 'Requests refused with 401, by error code (missing_token, token_expired, invalid_signature, …)',
@@ -186,79 +143,54 @@ export function createGatewayMetrics (): GatewayMetrics {
 
   let keyStats: (() => KeyStoreStats) | undefined
   let cacheStats: (() => CacheStats) | undefined
-  // eslint-disable-next-line no-new
-  new Counter({
+  scrapedCounter(own, {
     name: 'gateway_jwks_fetches_total',
     help: 'JWKS fetches, by result (success, failure)',
-    labelNames: ['result'] as const,
-    registers: [own],
-    collect () {
-      if (keyStats === undefined) return
-      const s = keyStats()
-      this.reset()
-      this.inc({ result: 'success' }, s.fetches - s.failures)
-      this.inc({ result: 'failure' }, s.failures)
+    label: 'result',
+    read: () => {
+      const s = keyStats?.()
+      return s === undefined ? undefined : { success: s.fetches - s.failures, failure: s.failures }
     }
   })
-  // eslint-disable-next-line no-new
-  new Gauge({
+  scrapedGauge(own, {
     name: 'gateway_jwks_keys',
     help: 'Usable signing keys in the JWKS key set held now',
-    registers: [own],
-    collect () { if (keyStats !== undefined) this.set(keyStats().keys) }
+    read: () => keyStats?.().keys
   })
-  // eslint-disable-next-line no-new
-  new Gauge({
+  scrapedGauge(own, {
     name: 'gateway_jwks_age_seconds',
     help: 'Seconds since the JWKS key set was last fetched successfully (-1 before the first success)',
-    registers: [own],
-    collect () {
-      if (keyStats === undefined) return
-      const at = keyStats().lastSuccessAt
-      this.set(at === 0 ? -1 : (Date.now() - at) / 1000)
+    read: () => {
+      const at = keyStats?.().lastSuccessAt
+      return at === undefined ? undefined : at === 0 ? -1 : (Date.now() - at) / 1000
     }
   })
-  // eslint-disable-next-line no-new
-  new Counter({
+  scrapedCounter(own, {
     name: 'gateway_verification_cache_requests_total',
     help: 'Token verification cache lookups, by result (hit: no signature check; miss: verified)',
-    labelNames: ['result'] as const,
-    registers: [own],
-    collect () {
-      if (cacheStats === undefined) return
-      const s = cacheStats()
-      this.reset()
-      this.inc({ result: 'hit' }, s.hits)
-      this.inc({ result: 'miss' }, s.misses)
+    label: 'result',
+    read: () => {
+      const s = cacheStats?.()
+      return s === undefined ? undefined : { hit: s.hits, miss: s.misses }
     }
   })
-  // eslint-disable-next-line no-new
-  new Gauge({
+  scrapedGauge(own, {
     name: 'gateway_verification_cache_entries',
     help: 'Verified tokens held in the verification cache',
-    registers: [own],
-    collect () { if (cacheStats !== undefined) this.set(cacheStats().size) }
+    read: () => cacheStats?.().size
   })
-  // eslint-disable-next-line no-new
-  new Gauge({
+  scrapedGauge(own, {
     name: 'gateway_verification_cache_max_entries',
     help: 'The verification cache\'s capacity (JWT_CACHE_MAX_ENTRIES)',
-    registers: [own],
-    collect () { if (cacheStats !== undefined) this.set(cacheStats().maxEntries) }
+    read: () => cacheStats?.().maxEntries
   })
 
+  const registry = withProcessMetrics(own)
   return {
-    registry: Registry.merge([processMetrics(), own]),
-    requestStarted () { started++ },
-    requestCompleted (request, reply, aborted, wasStarted) {
-      if (wasStarted) finished++
-      const labels = {
-        method: methodLabel(request.method),
-        route: routeOf(request),
-        status_code: String(aborted && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode)
-      }
-      duration.observe(labels, reply.elapsedTime / 1000)
-    },
+    registry,
+    listen: (at) => listenMetrics(registry, { ...at, notFoundCode: NOT_FOUND }),
+    requestStarted: http.requestStarted,
+    requestCompleted (request, reply, aborted, started) { http.requestCompleted(request, reply, routeOf(request), aborted, started) },
     authenticationFailed (code) { authFailures.inc({ code }) },
     rateLimited (limit) { rateLimited.inc({ limit }) },
     loadShed (reason) { shed.inc({ reason: LOAD_SHED_REASONS.has(reason) ? reason : 'other' }) },

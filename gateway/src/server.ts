@@ -3,11 +3,10 @@
 // First: starts tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set, before anything it instruments is loaded.
 import './telemetry.js'
 import closeWithGrace from 'close-with-grace'
+import { shutdownTelemetry, type MetricsListener } from 'observability'
 import { buildApp } from './app.js'
 import { loadConfig, type GatewayConfig } from './config.js'
 import { drainAndClose } from './plugins/drain.js'
-import { listenMetrics, type MetricsListener } from './metrics-server.js'
-import { shutdownTelemetry } from './trace-context.js'
 
 let config: GatewayConfig
 try {
@@ -23,10 +22,10 @@ const app = await buildApp(config)
 let metricsListener: MetricsListener | undefined
 if (app.gatewayMetrics !== undefined) {
   try {
-    metricsListener = await listenMetrics(app.gatewayMetrics.registry, { port: config.metricsPort, host: config.metricsHost })
+    metricsListener = await app.gatewayMetrics.listen({ port: config.metricsPort, host: config.metricsHost })
   } catch (err) {
     await app.close().catch(() => undefined)
-    process.stderr.write(`gateway: could not listen for metrics on ${config.metricsHost}:${config.metricsPort} (METRICS_PORT, METRICS_HOST; METRICS_PORT=0 turns metrics off): ${err instanceof Error ? err.message : String(err)}\n`)
+    process.stderr.write(`gateway: ${(err as Error).message}\n`)
     process.exit(1)
   }
 }

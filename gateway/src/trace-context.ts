@@ -7,12 +7,10 @@
 // not secret. The work is done only when asked for (forwarding, or writing the access line).
 //
 // Tracing on (telemetry.ts): @fastify/otel gives every request a span; its trace id is stored on the
-// request when the span starts (TRACE_ID below, set by tracing.ts's requestHook), and the forwarded
+// request when the span starts (TRACE_ID, set by the request hook of packages/observability's tracing), and the forwarded
 // `traceparent` names that span, injected by the request's OpenTelemetry context.
 import type { FastifyRequest } from 'fastify'
-
-/** Where tracing.ts stores the span's trace id on a request (a global symbol: no import needed either way). */
-export const TRACE_ID = Symbol.for('todo.otel.traceId')
+import { TRACE_ID } from 'observability'
 
 export interface TraceParent {
   traceId: string
@@ -115,13 +113,4 @@ export function traceContextOf (request: FastifyRequest): OutgoingTraceContext {
 /** The trace id for the access line (the context is made if it was not yet). */
 export function traceIdOf (request: FastifyRequest): string {
   return traceContextOf(request).traceId
-}
-
-/** Where tracing.ts leaves the function that flushes and stops tracing (absent when tracing is off). */
-export const SHUTDOWN_TELEMETRY = Symbol.for('todo.otel.shutdown')
-
-/** Exports the spans still buffered and stops tracing; nothing to do when tracing is off. */
-export async function shutdownTelemetry (): Promise<void> {
-  const shutdown = (globalThis as Record<symbol, unknown>)[SHUTDOWN_TELEMETRY]
-  if (typeof shutdown === 'function') await (shutdown as () => Promise<void>)()
 }

@@ -1,6 +1,7 @@
 // Configuration: read from the environment once, validated, and handed to the rest of the service as a plain object.
 // This is the only module that may read process.env.
 import { createPublicKey } from 'node:crypto'
+import { readTracingConfig, type TracingConfig } from 'observability'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -27,14 +28,6 @@ export interface TaskServiceConfig {
   assertionPublicKeys: string[]
   /** Host header patterns this service answers (ALLOWED_HOSTS, default DEFAULT_ALLOWED_HOSTS). */
   allowedHosts: string[]
-}
-
-/** Read by the tracing preload (telemetry.ts) before the app starts; see loadTracingConfig(). */
-export interface TracingConfig {
-  /** OTLP endpoint traces are exported to; undefined: tracing is off and nothing of OpenTelemetry is loaded. */
-  otlpEndpoint: string | undefined
-  /** service.name of the exported spans (OTEL_SERVICE_NAME, default task-service). */
-  serviceName: string
 }
 
 export const DEFAULT_METRICS_PORT = 9465
@@ -175,33 +168,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): TaskServiceCo
   }
 }
 
-/**
- * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set and
- * OTEL_SDK_DISABLED is not "true". The OpenTelemetry exporter reads the rest of its OTEL_* variables itself; it
- * speaks OTLP over HTTP with protobuf, so another OTEL_EXPORTER_OTLP_PROTOCOL is refused rather than ignored.
- */
+/** Read by the tracing preload (telemetry.ts) before the app starts: the OTEL_* settings (packages/observability). */
 export function loadTracingConfig (env: NodeJS.ProcessEnv = process.env): TracingConfig {
-  const serviceName = read(env, 'OTEL_SERVICE_NAME') ?? 'task-service'
-  if (read(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { otlpEndpoint: undefined, serviceName }
-  const name = read(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'
-  const raw = read(env, name)
-  if (raw === undefined) return { otlpEndpoint: undefined, serviceName }
-  let url: URL
-  try {
-    url = new URL(raw)
-  } catch {
-    throw new Error(`${name} must be an http(s) URL such as http://otel-collector:4318, got "${raw}"`)
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new Error(`${name} must use http or https (OTLP over HTTP), got "${url.protocol}"`)
-  }
-  for (const p of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
-    const protocol = read(env, p)
-    if (protocol !== undefined && protocol !== 'http/protobuf') {
-      throw new Error(`${p} must be http/protobuf (the protocol this service exports with), got "${protocol}"`)
-    }
-  }
-  return { otlpEndpoint: raw, serviceName }
+  return readTracingConfig(env, 'task-service')
 }
 
 /** A connection string fit for logs and error messages: the password is never shown. */

@@ -1,40 +1,24 @@
 // Prometheus metrics (prom-client): one Registry per app, so tests that build several apps in one process never
-// share or collide on series. Served only by the separate listener in metrics-server.ts, never on the API port.
+// share or collide on series. Served only by the separate metrics listener, never on the API port. The HTTP
+// request series, the process metrics and the listener are the ones both services share (packages/observability);
+// the task service adds its database's.
 //
 // Every label value comes from a closed set, so the number of series is bounded by construction:
-//   method      GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, or "other"
 //   route       the matched route's template ("/tasks/:id"), or "unmatched" — never the raw path or an id
-//   status_code the three-digit status
 //   operation   the SQL statement's verb (select, insert, update, delete, …, "other"), or "transaction"
 //   outcome     ok, error (a statement the database refused), unavailable (the database is not there)
 // The user id is never a label.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { createHttpMetrics, listenMetrics, scrapedGauge, withProcessMetrics, type HttpMetrics, type MetricsListener } from 'observability'
+import { Histogram, Registry } from 'prom-client'
 import { isUnavailableError, PostgresDatabase, type Database, type Queryable, type QueryResult } from './db.js'
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 const OPERATIONS = new Set(['select', 'insert', 'update', 'delete', 'with', 'begin', 'commit', 'rollback', 'create', 'alter', 'drop', 'set'])
 
 /** Seconds; the task service answers in milliseconds, a slow database in seconds. */
 export const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 export const DB_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-
-// Process metrics (CPU, memory, event loop, GC, handles) describe the process, not an app: one set per
-// process, in a registry of their own that each app's /metrics merges in. (collectDefaultMetrics per app
-// would start an event-loop monitor and a GC observer for every app a test builds.)
-let processRegistry: Registry | undefined
-function processMetrics (): Registry {
-  if (processRegistry === undefined) {
-    processRegistry = new Registry()
-    collectDefaultMetrics({ register: processRegistry })
-  }
-  return processRegistry
-}
-
-export function methodLabel (method: string): string {
-  return METHODS.has(method) ? method : 'other'
-}
 
 export function operationLabel (sql: string): string {
   const m = /^\s*([A-Za-z]+)/.exec(sql)
@@ -45,33 +29,15 @@ export function operationLabel (sql: string): string {
 export interface TaskServiceMetrics {
   /** This app's series, with the process metrics merged in: what /metrics serves. */
   readonly registry: Registry
+  /** Starts the metrics listener for this registry (rejects when the port cannot be bound). */
+  listen: (at: { port: number, host: string }) => Promise<MetricsListener>
   /** The database wrapped so that every statement is timed (the routes get this one). */
   instrument: (db: Database) => Database
 }
 
-/** Status recorded for a request whose connection closed before its response was finished (as nginx logs it). */
-export const CLIENT_CLOSED_REQUEST = 499
-
-export function createMetrics (db: Database): TaskServiceMetrics & { observeRequest: (request: FastifyRequest, reply: FastifyReply, aborted: boolean) => void, inFlight: Gauge } {
+export function createMetrics (db: Database): TaskServiceMetrics & { http: HttpMetrics } {
   const own = new Registry()
-  const requests = new Counter({
-    name: 'http_requests_total',
-    help: 'HTTP requests answered, by method, route template and status code',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    registers: [own]
-  })
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from the request arriving to the response being sent, by method, route template and status code',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: HTTP_BUCKETS,
-    registers: [own]
-  })
-  const inFlight = new Gauge({
-    name: 'http_requests_in_flight',
-    help: 'Requests received whose response has not finished yet',
-    registers: [own]
-  })
+  const http = createHttpMetrics(own, { buckets: HTTP_BUCKETS })
   const queryDuration = new Histogram({
     name: 'task_service_db_query_duration_seconds',
     help: 'Database statement time (queue for a connection included), by SQL verb and outcome; "transaction" is a whole transaction',
@@ -79,41 +45,29 @@ export function createMetrics (db: Database): TaskServiceMetrics & { observeRequ
     buckets: DB_BUCKETS,
     registers: [own]
   })
-  // eslint-disable-next-line no-new
-  new Gauge({
+  scrapedGauge(own, {
     name: 'task_service_db_info',
     help: 'The database this service uses: backend="postgres" (pg pool) or "pglite" (embedded, one connection)',
-    labelNames: ['backend'] as const,
-    registers: [own],
-    collect () { this.set({ backend: db.kind }, 1) }
+    label: 'backend',
+    read: () => ({ [db.kind]: 1 })
   })
   if (db instanceof PostgresDatabase) {
     const pool = db.pool
-    // eslint-disable-next-line no-new
-    new Gauge({
+    scrapedGauge(own, {
       name: 'task_service_db_pool_connections',
       help: 'pg pool connections: state="total" (open), "idle" (open and free), "active" (checked out)',
-      labelNames: ['state'] as const,
-      registers: [own],
-      collect () {
-        this.set({ state: 'total' }, pool.totalCount)
-        this.set({ state: 'idle' }, pool.idleCount)
-        this.set({ state: 'active' }, pool.totalCount - pool.idleCount)
-      }
+      label: 'state',
+      read: () => ({ total: pool.totalCount, idle: pool.idleCount, active: pool.totalCount - pool.idleCount })
     })
-    // eslint-disable-next-line no-new
-    new Gauge({
+    scrapedGauge(own, {
       name: 'task_service_db_pool_waiting_requests',
       help: 'Queries waiting for a free pg pool connection',
-      registers: [own],
-      collect () { this.set(pool.waitingCount) }
+      read: () => pool.waitingCount
     })
-    // eslint-disable-next-line no-new
-    new Gauge({
+    scrapedGauge(own, {
       name: 'task_service_db_pool_max_connections',
       help: 'The pg pool\'s connection limit',
-      registers: [own],
-      collect () { this.set(pool.options.max ?? 10) }
+      read: () => pool.options.max ?? 10
     })
   }
 
@@ -134,9 +88,12 @@ export function createMetrics (db: Database): TaskServiceMetrics & { observeRequ
     exec: (sql: string) => timed(operationLabel(sql), () => target.exec(sql))
   })
 
+  const registry = withProcessMetrics(own)
   return {
-    registry: Registry.merge([processMetrics(), own]),
-    inFlight,
+    registry,
+    // Any path but /metrics is answered with the task service's own code for an unknown route.
+    listen: (at) => listenMetrics(registry, { ...at, notFoundCode: 'route_not_found' }),
+    http,
     instrument (target) {
       const q = timedQueryable(target)
       return {
@@ -146,16 +103,6 @@ export function createMetrics (db: Database): TaskServiceMetrics & { observeRequ
         transaction: (fn) => timed('transaction', () => target.transaction((tx) => fn(timedQueryable(tx)))),
         close: () => target.close()
       }
-    },
-    observeRequest (request, reply, aborted) {
-      const labels = {
-        method: methodLabel(request.method),
-        // routeOptions.url is the template the router matched; undefined for the not-found handler.
-        route: request.routeOptions.url ?? 'unmatched',
-        status_code: String(aborted ? CLIENT_CLOSED_REQUEST : reply.statusCode)
-      }
-      requests.inc(labels)
-      duration.observe(labels, reply.elapsedTime / 1000)
     }
   }
 }
@@ -175,14 +122,14 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: { metrics: Re
   const { metrics } = opts
   app.decorate('metrics', metrics)
   app.addHook('onRequest', (request, reply, done) => {
-    metrics.inFlight.inc()
+    metrics.http.requestStarted()
     let counted = false
     const count = (): void => {
       if (counted) return
       counted = true
-      metrics.inFlight.dec()
       // writableEnded: the whole response was handed to the connection; false when the client left before.
-      metrics.observeRequest(request, reply, !reply.raw.writableEnded)
+      // routeOptions.url is the template the router matched; undefined for the not-found handler.
+      metrics.http.requestCompleted(request, reply, request.routeOptions.url ?? 'unmatched', !reply.raw.writableEnded, true)
     }
     reply.raw.once('finish', count)
     reply.raw.once('close', count)

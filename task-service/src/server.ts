@@ -4,11 +4,10 @@
 import './telemetry.js'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
+import { shutdownTelemetry, type MetricsListener } from 'observability'
 import { buildApp } from './app.js'
 import { loadConfig, redactDatabaseUrl, type TaskServiceConfig } from './config.js'
-import { listenMetrics, type MetricsListener } from './metrics-server.js'
 import { runMigrations } from './migrate.js'
-import { shutdownTelemetry } from './trace-context.js'
 
 /** How long in-flight requests get to finish after SIGTERM/SIGINT before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10000
@@ -62,10 +61,10 @@ async function main (): Promise<void> {
   let metricsListener: MetricsListener | undefined
   if (app.metrics !== undefined) {
     try {
-      metricsListener = await listenMetrics(app.metrics.registry, { port: config.metricsPort, host: config.metricsHost })
+      metricsListener = await app.metrics.listen({ port: config.metricsPort, host: config.metricsHost })
     } catch (err) {
       await app.close().catch(() => undefined)
-      fail(`cannot listen for metrics on ${config.metricsHost}:${config.metricsPort} (METRICS_PORT, METRICS_HOST; METRICS_PORT=0 turns metrics off): ${reason(err)}`)
+      fail((err as Error).message)
     }
   }
 

@@ -1,13 +1,8 @@
 // The W3C trace id of a request, for the access line: the OpenTelemetry span's when tracing is on (stored on
-// the request by tracing.ts's requestHook when the span starts), else the one in the `traceparent` header the
+// the request by the shared request hook, packages/observability, when the span starts), else the one in the `traceparent` header the
 // gateway sends. Without either (a direct call with no trace context), none.
 import type { FastifyRequest } from 'fastify'
-
-/** Where tracing.ts stores the span's trace id on a request (a global symbol, shared with the gateway's). */
-export const TRACE_ID = Symbol.for('todo.otel.traceId')
-
-/** Where tracing.ts leaves the function that flushes and stops tracing (absent when tracing is off). */
-export const SHUTDOWN_TELEMETRY = Symbol.for('todo.otel.shutdown')
+import { TRACE_ID } from 'observability'
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/
 
@@ -22,10 +17,4 @@ export function traceIdFromHeader (value: string | string[] | undefined): string
 
 export function traceIdOf (request: FastifyRequest): string | undefined {
   return (request as unknown as Record<symbol, string | undefined>)[TRACE_ID] ?? traceIdFromHeader(request.headers.traceparent)
-}
-
-/** Exports the spans still buffered and stops tracing; nothing to do when tracing is off. */
-export async function shutdownTelemetry (): Promise<void> {
-  const shutdown = (globalThis as Record<symbol, unknown>)[SHUTDOWN_TELEMETRY]
-  if (typeof shutdown === 'function') await (shutdown as () => Promise<void>)()
 }
