@@ -135,13 +135,20 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
   const keys = await createKeys(jwks.origin)
   jwks.keys = [keys.eddsaPublicJwk]
 
-  const nginx = options.nginx ? nginxVersion() : undefined
+  let nginx = options.nginx ? nginxVersion() : undefined
   if (options.nginx && nginx === undefined) notes.push('nginx is not installed: Node upstream, no nginx row (Debian: `apt-get install nginx-light`).')
   // The upstream shares the load core with the client: the cheaper it is, the more of that core is left to
   // drive the proxy to saturation, so nginx when there is one.
-  const upstream = nginx !== undefined
-    ? await startNginx('upstream', { kind: 'upstream' }, workDir, LOAD_CORE)
-    : await startUpstream('upstream', workDir, LOAD_CORE)
+  let upstream: HttpTarget | undefined
+  if (nginx !== undefined) {
+    try {
+      upstream = await startNginx('upstream', { kind: 'upstream' }, workDir, LOAD_CORE)
+    } catch (error) {
+      notes.push(`nginx ${nginx} did not start (${error instanceof Error ? error.message.split('\n')[0] : String(error)}): Node upstream, no nginx row.`)
+      nginx = undefined
+    }
+  }
+  upstream ??= await startUpstream('upstream', workDir, LOAD_CORE)
   const upstreamPort = Number(new URL(upstream.baseUrl).port)
   const upstreamKind = nginx !== undefined ? `nginx ${nginx}` : 'Node http'
   const direct: Scenario = { id: 'direct', label: `direct to the upstream (${upstreamKind}, no proxy)`, target: upstream, measured: upstream.managed, path: '/tasks', alg: 'HS256', fresh: false, checksIdentity: false, gateway: false }
