@@ -84,6 +84,8 @@ export interface OpenLoopOptions {
   warmupRequests?: number
   /** A keep-alive agent to reuse across windows (left open); by default one per call, destroyed at the end. */
   agent?: Agent
+  /** How long to wait for answers after the last request is sent (default 10 s); later ones are not counted. */
+  drainMs?: number
 }
 
 export interface OpenLoopResult extends LoadResult {
@@ -94,11 +96,12 @@ export interface OpenLoopResult extends LoadResult {
 /**
  * Sends requests on a fixed schedule (checked every millisecond, catching up on whatever is due) and records
  * each response time from the moment it was sent. Bounded: stops scheduling at the deadline and waits at
- * most 10 s for stragglers.
+ * most `drainMs` (10 s) for stragglers.
  */
 export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopResult> {
   const agent = options.agent ?? new Agent({ keepAlive: true, maxSockets: 256 })
   const latenciesMs: number[] = []
+  const statusCounts: Record<string, number> = {}
   let errors = 0
   let sent = 0
   let inFlight = 0
@@ -115,6 +118,8 @@ export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopRe
         if (recording) {
           latenciesMs.push(performance.now() - sentAt)
           if ((res.statusCode ?? 0) >= 300) errors++
+          const status = String(res.statusCode ?? 0)
+          statusCounts[status] = (statusCounts[status] ?? 0) + 1
         }
         inFlight--
         onDone?.()
@@ -122,7 +127,10 @@ export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopRe
     })
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', () => {
-      if (recording) errors++
+      if (recording) {
+        errors++
+        statusCounts.error = (statusCounts.error ?? 0) + 1
+      }
       inFlight--
       onDone?.()
     })
@@ -143,7 +151,7 @@ export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopRe
       }
     }, 1)
   })
-  const drainDeadline = performance.now() + 10_000
+  const drainDeadline = performance.now() + (options.drainMs ?? 10_000)
   while (inFlight > 0 && performance.now() < drainDeadline) await new Promise((resolve) => setTimeout(resolve, 5))
   const seconds = (performance.now() - started) / 1000
   if (options.agent === undefined) agent.destroy()
@@ -155,6 +163,8 @@ export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopRe
     p50Ms: p50,
     p99Ms: p99,
     errors: errors + inFlight,
+    // A snapshot: responses that arrive after the drain deadline are not counted; those still out are.
+    statusCounts: inFlight > 0 ? { ...statusCounts, unanswered: inFlight } : { ...statusCounts },
     latenciesMs
   }
 }
