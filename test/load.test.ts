@@ -15,9 +15,8 @@ t.test(`${USERS} users at once through the gateway (${BACKEND}): isolated, nothi
   const taskService = await startTaskService(t)
   const gateway = await startGateway(t, {
     TASK_SERVICE_URL: originOf(taskService),
-    // Every simulated user connects from 127.0.0.1: the per-IP limit would count them as one client.
-    // The per-user limit stays at its default.
-    RATE_LIMIT_IP_MAX: '0',
+    // Every simulated user connects from 127.0.0.1, with the default limits: users with valid tokens are
+    // counted per user, never per address, so they are not one client here.
     // The gateway shares its event loop with the embedded database and the load generator here, so load
     // shedding (which measures that loop) is off; it is tested on its own in gateway/test/load-shedding.test.ts.
     LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0'
