@@ -195,19 +195,21 @@ export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, se
   const perAddress: Limiter | undefined = settings.ipMax > 0 ? { name: 'ip', store: newStore(), max: settings.ipMax, windowMs: settings.windowMs } : undefined
   const perUser: Limiter | undefined = settings.userMax > 0 ? { name: 'user', store: newStore(), max: settings.userMax, windowMs: settings.windowMs } : undefined
   const blocked = new BlockedAddresses()
+  // request.ip is read from the socket, which a client that has already gone leaves without an address.
+  const keyOf = (request: FastifyRequest): string => addressKey((request.ip as string | undefined) ?? 'unknown')
 
   const limits: RateLimits = {
     addressBlocked: perAddress === undefined
       ? () => false
-      : (request) => blocked.remainingMs(addressKey(request.ip)) > 0,
+      : (request) => blocked.remainingMs(keyOf(request)) > 0,
     refuseAddress (request, reply) {
       if (perAddress === undefined) return
-      refuse(perAddress, request, reply, Math.ceil(blocked.remainingMs(addressKey(request.ip)) / 1000))
+      refuse(perAddress, request, reply, Math.ceil(blocked.remainingMs(keyOf(request)) / 1000))
     },
     countAddress: perAddress === undefined
       ? noLimits.countAddress
       : (request, reply, next) => {
-          const key = addressKey(request.ip)
+          const key = keyOf(request)
           // Once the budget is used up, the next request from here is refused before its token is read.
           count(perAddress, 'ip:' + key, request, reply, next, (ttlMs) => { blocked.block(key, ttlMs) })
         },
