@@ -225,12 +225,14 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
 
   const samples = new Map<string, RoundSample[]>(saturating.map((s) => [s.id, []]))
   let freshReused = 0
+  const stalled: string[] = []
   for (let round = 0; round < options.rounds; round++) {
     // A B C, then C B A: a drift over the run (the machine heating, a neighbour starting) falls evenly.
     for (const scenario of round % 2 === 0 ? saturating : [...saturating].reverse()) {
       const tokens = scenario.fresh ? pools.freshFor(round) : pools.repeatedFor(scenario.alg)
       const sample = await measure(generator, scenario, tokens, options, options.durationSeconds, workDir)
       if (scenario.fresh) freshReused += Math.max(0, sample.requests - tokens.length)
+      if (sample.requests === 0) stalled.push(`${scenario.label}: no response at all in round ${round + 1} (the proxy or the machine stalled); the run fails.`)
       samples.get(scenario.id)!.push(sample)
       const use = sample.cpuMicros / (sample.seconds * 1e6)
       console.log(
@@ -240,6 +242,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
       )
     }
   }
+  notes.push(...stalled)
   if (freshReused > 0) notes.push(`Fresh-token rows: ${formatNumber(freshReused)} requests reused a token of the same round (the pool ran out), so those were cache hits.`)
   const rows = saturating.map((scenario) => summarizeRounds(scenario.id, scenario.label, scenario.gateway, samples.get(scenario.id)!))
 
@@ -310,7 +313,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
     console.log('wrote docs/performance.md')
   }
   const errors = rows.reduce((sum, row) => sum + row.errors, 0) + fixedRows.reduce((sum, row) => sum + row.errors, 0)
-  return errors > 0 ? 1 : 0
+  return errors > 0 || stalled.length > 0 ? 1 : 0
 }
 
 interface ProfileResult {
