@@ -54,14 +54,18 @@ export interface GatewayOptions {
   core?: number
   /** Extra environment for the gateway process (e.g. the forwarder A/B's FORWARDER). */
   env?: Record<string, string>
+  /** A command that runs node, e.g. ['valgrind', '--tool=callgrind'] for instruction counts. */
+  launcher?: string[]
+  /** How long to wait for /readyz (a gateway under valgrind starts in tens of seconds). */
+  readyTimeoutMs?: number
 }
 
 export async function startGateway (options: GatewayOptions): Promise<HttpTarget> {
   const port = await freePort()
   const managed = startProcess({
     name: options.name,
-    command: process.execPath,
-    args: [...(options.nodeFlags ?? []), options.entry ?? gatewayEntry],
+    command: options.launcher?.[0] ?? process.execPath,
+    args: [...(options.launcher ?? []).slice(1), ...(options.launcher !== undefined ? [process.execPath] : []), ...(options.nodeFlags ?? []), options.entry ?? gatewayEntry],
     env: {
       // Only what a deployment sets: nothing inherited from the developer's shell can change the result.
       PATH: process.env.PATH,
@@ -89,6 +93,6 @@ export async function startGateway (options: GatewayOptions): Promise<HttpTarget
   })
   const baseUrl = `http://127.0.0.1:${port}`
   // /readyz: the upstream answers and the JWKS is loaded, so the first measured request can succeed.
-  await waitForHttp(managed, `${baseUrl}/readyz`, 30_000)
+  await waitForHttp(managed, `${baseUrl}/readyz`, options.readyTimeoutMs ?? 30_000)
   return { managed, baseUrl }
 }

@@ -43,7 +43,8 @@ export function userIdFor (index: number): string {
   return `bench-user-${index}`
 }
 
-export async function mintToken (keys: BenchKeys, alg: TokenAlgorithm, userIndex: number): Promise<string> {
+/** `tokenId` sets a `jti`, so that one user's tokens minted in the same second still differ. */
+export async function mintToken (keys: BenchKeys, alg: TokenAlgorithm, userIndex: number, tokenId?: string): Promise<string> {
   const sub = userIdFor(userIndex)
   const now = Math.floor(Date.now() / 1000)
   const claims = {
@@ -55,7 +56,8 @@ export async function mintToken (keys: BenchKeys, alg: TokenAlgorithm, userIndex
     aud: keys.audience,
     iat: now,
     // Long enough for the longest run; a token that expired mid-run would turn into 401s, counted as errors.
-    exp: now + 2 * 3600
+    exp: now + 2 * 3600,
+    ...(tokenId !== undefined ? { jti: tokenId } : {})
   }
   if (alg === 'HS256') return signHs(claims, keys.hmacSecret, { typ: 'JWT' })
   if (alg === 'EdDSA') return signWith(keys.eddsa, claims, { typ: 'JWT' })
@@ -63,13 +65,19 @@ export async function mintToken (keys: BenchKeys, alg: TokenAlgorithm, userIndex
   return signWith(keys.es256, claims, { typ: 'JWT', kid: undefined })
 }
 
-/** `count` distinct tokens for users firstUser…firstUser+count-1, minted in parallel batches. */
-export async function mintPool (keys: BenchKeys, alg: TokenAlgorithm, count: number, firstUser = 0): Promise<string[]> {
+/**
+ * `count` distinct tokens for users firstUser…firstUser+count-1, minted in parallel batches. With
+ * `users`, the tokens cycle through users 0…users-1 instead, each with a `jti` from firstUser on: distinct
+ * tokens (each one a verification-cache miss) for a bounded set of users.
+ */
+export async function mintPool (keys: BenchKeys, alg: TokenAlgorithm, count: number, firstUser = 0, users?: number): Promise<string[]> {
   const tokens: string[] = []
   const batch = 1000
   for (let start = 0; start < count; start += batch) {
     const size = Math.min(batch, count - start)
-    const minted = await Promise.all(Array.from({ length: size }, (_, i) => mintToken(keys, alg, firstUser + start + i)))
+    const minted = await Promise.all(Array.from({ length: size }, (_, i) => users === undefined
+      ? mintToken(keys, alg, firstUser + start + i)
+      : mintToken(keys, alg, (start + i) % users, `t${firstUser + start + i}`)))
     tokens.push(...minted)
   }
   return tokens
