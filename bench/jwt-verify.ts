@@ -8,21 +8,24 @@
 //     WebCrypto's thread-pool work counts). The baseline's authenticator, key import and error module are
 //     read with `git show` into a temporary directory and loaded from there.
 //
-//   npm run bench:jwt -- --baseline-tree <dir> [--requests N] [--rounds R] [--connections 1,16] [--users U]
-//                        [--callgrind]
-//     Whole gateways: this tree's gateway beside the one in <dir> (a checkout of the baseline commit with its
-//     dependencies installed, e.g. `git worktree add --detach <dir> <rev> && npm ci` there; its
-//     gateway/dist is built when missing), both `node gateway/dist/server.js` on the proxy core, the
-//     upstream and the load generator (wrk; autocannon without it) on the other. Four token shapes: a fresh EdDSA (JWKS) or HS256 token per
-//     request (a cache miss: full verification; tokens for U users, 100 by default), and one repeated EdDSA or HS256 token per connection (a
-//     verification-cache hit). Each window sends N requests at one concurrency to one gateway; windows
-//     are interleaved (baseline then this tree, swapped every round). The figure is the gateway process's
-//     CPU time (utime + stime of all threads, /proc/<pid>/stat) per request; medians of the rounds.
-//     --callgrind instead runs each gateway under `valgrind --tool=callgrind` and counts the instructions
-//     (all threads) executed for N requests after a warm-up (callgrind_control zeroes and dumps the
-//     counters around them): repeatable on a busy machine, but blind to the kernel (system calls, context
-//     switches), which is where a thread-pool hand-off costs most.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+//   npm run bench:jwt -- --baseline-tree <dir> [--seconds S] [--rounds R] [--connections 1,16] [--users U]
+//                        [--shapes 'EdDSA fresh,…'] [--cpu-prof] [--callgrind]
+//     Whole gateways: this tree's gateway beside the one in <dir>, a checkout of the baseline commit with
+//     its dependencies installed (`git worktree add --detach <dir> <rev>`, then `npm ci` there; its
+//     gateway/dist is built when missing). Both run `node gateway/dist/server.js` on the proxy core; the
+//     upstream and wrk (bench/lib/wrk.ts; autocannon without it) share the other core. Four token shapes:
+//     a fresh EdDSA (JWKS) or HS256 token per request (a verification-cache miss: full verification), and
+//     one repeated token per connection (a cache hit). Fresh tokens are never sent twice and cycle through
+//     U users (100 by default), so the gateway's once-per-user work (its identity assertion, signed once per
+//     user and cached; the baseline has none) stays out of the figure. Each window drives one gateway for
+//     S seconds at one concurrency; windows are interleaved (baseline first, then this tree first, in
+//     turn). The figure is the gateway process's CPU time (utime + stime of every thread, from
+//     /proc/<pid>/stat) per request, medians of the rounds; --cpu-prof adds each gateway's hot spots.
+//     --callgrind runs each gateway under `valgrind --tool=callgrind` instead and counts the instructions
+//     (every thread) executed per request in each window (callgrind_control zeroes and dumps the counters
+//     around it): repeatable on a busy machine, but blind to the kernel (system calls, context switches,
+//     thread wake-ups), which is where a hand-off to the libuv thread pool costs most.
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -35,6 +38,7 @@ import { median } from '../support/stats.js'
 import { hotSpots, readProfiles, type CpuProfile } from './lib/cpu-profile.js'
 import { buildWorkspaceIfStale, gatewayEntry, startGateway } from './lib/gateway.js'
 import { runClosedLoop } from './lib/load.js'
+import { runWrk, wrkInstalled } from './lib/wrk.js'
 import { processCpuMicros } from './lib/proc-stats.js'
 import { hasTaskset, LOAD_CORE, prepareLoadGenerator, restoreSessionPriority, stopAll } from './lib/processes.js'
 import { createKeys, gatewayAuth, mintPool, mintToken, type TokenAlgorithm } from './lib/tokens.js'
@@ -54,7 +58,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '1' },
     'baseline-tree': { type: 'string' },
-    requests: { type: 'string', default: '4000' },
+    seconds: { type: 'string' },
     connections: { type: 'string', default: '1,16' },
     users: { type: 'string', default: '100' },
     shapes: { type: 'string', default: 'EdDSA fresh,HS256 fresh,EdDSA repeated,HS256 repeated' },
@@ -159,60 +163,15 @@ function buildBaseline (tree: string): string {
   return entry
 }
 
-const hasWrk = spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error === undefined
-
-// wrk sends the i-th token of a file with the i-th request: a fresh token per request without a JavaScript
-// client on the load core (autocannon cannot saturate a gateway there). After a fixed count the script says
-// so and the harness interrupts wrk (SIGINT ends its run early and it still prints its totals).
-const WRK_SCRIPT = `
-local tokens, limit, sent, done = {}, 0, 0, 0
-function init (args)
-  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
-  limit = tonumber(args[2])
-end
-function request ()
-  sent = sent + 1
-  return wrk.format("GET", nil, { Authorization = "Bearer " .. tokens[((sent - 1) % #tokens) + 1] })
-end
-function response ()
-  done = done + 1
-  if done == limit then
-    io.write("window complete\\n")
-    io.flush()
-  end
-end
-`
-
 interface Load { requests: number, seconds: number, errors: number }
 
-/** One fixed-count window with wrk (pinned to the load core), or autocannon where wrk is missing. */
-async function drive (url: string, tokens: string[], connections: number, amount: number, workDir: string): Promise<Load> {
-  if (!hasWrk) {
-    const load = await runClosedLoop({ url, connections, amount, tokenFor: (i) => tokens[i % tokens.length] as string })
+/** One window of `seconds` with wrk on the load core, or autocannon where wrk is missing. */
+async function drive (url: string, tokens: string[], connections: number, seconds: number, workDir: string): Promise<Load> {
+  if (!wrkInstalled()) {
+    const load = await runClosedLoop({ url, connections, durationSeconds: seconds, tokenFor: (i) => tokens[i % tokens.length] as string })
     return { requests: load.requests, seconds: load.seconds, errors: load.errors }
   }
-  const script = join(workDir, 'tokens.lua')
-  const tokenFile = join(workDir, 'tokens.txt')
-  if (!existsSync(script)) writeFileSync(script, WRK_SCRIPT)
-  writeFileSync(tokenFile, tokens.join('\n') + '\n')
-  const args = ['-t1', `-c${connections}`, '-d120s', '-s', script, url, '--', tokenFile, String(amount)]
-  const [cmd, argv] = hasTaskset ? ['taskset', ['-c', String(LOAD_CORE), 'wrk', ...args]] : ['wrk', args]
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
-    if (child.signalCode === null && out.includes('window complete')) child.kill('SIGINT')
-  })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  const m = /(\d+) requests in ([\d.]+)(ms|s|m)\b/.exec(out)
-  if (code !== 0 || m === null) throw new Error(`wrk failed (exit ${code}):\n${out}`)
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
-  return {
-    requests: Number(m[1]),
-    seconds: Number(m[2]) * (m[3] === 'ms' ? 0.001 : m[3] === 'm' ? 60 : 1),
-    errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + (sock === null ? 0 : sock.slice(1).reduce((sum, x) => sum + Number(x), 0))
-  }
+  return await runWrk({ url, tokens, connections, seconds, core: LOAD_CORE, workDir })
 }
 
 // vgdb (behind callgrind_control) finds a valgrind process by FIFO names that include $USER and $HOST as
@@ -234,15 +193,16 @@ async function dumpInstructions (pid: number, outFile: string, n: number): Promi
 }
 
 async function gatewayAb (tree: string): Promise<number> {
-  const requests = Number(values.requests)
+  const callgrind = values.callgrind === true
+  // Under valgrind a gateway answers a few hundred requests a second: longer windows for the same count.
+  const seconds = Number(values.seconds ?? (callgrind ? 8 : 2))
   const connectionLevels = (values.connections ?? '').split(',').map(Number)
-  if (!Number.isInteger(requests) || requests < 1 || !connectionLevels.every((c) => Number.isInteger(c) && c > 0)) throw new Error('--requests takes a positive whole number, --connections a comma-separated list of them')
+  if (!Number.isInteger(seconds) || seconds < 1 || !connectionLevels.every((c) => Number.isInteger(c) && c > 0)) throw new Error('--seconds takes a positive whole number, --connections a comma-separated list of them')
   const users = Number(values.users)
   if (!Number.isInteger(users) || users < 1) throw new Error('--users takes a positive whole number')
   const shapes = SHAPES.filter((s) => (values.shapes ?? '').split(',').includes(s.shape))
   if (shapes.length === 0) throw new Error(`--shapes takes a comma-separated list of: ${SHAPES.map((s) => s.shape).join(', ')}`)
   const cpuProf = values['cpu-prof'] === true
-  const callgrind = values.callgrind === true
   const rounds = callgrind ? 1 : ROUNDS
   const baselineRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: tree, encoding: 'utf8' }).trim()
   const ownRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' }).trim()
@@ -293,25 +253,28 @@ async function gatewayAb (tree: string): Promise<number> {
       return pool
     }
 
-    const window = async (build: Build, alg: TokenAlgorithm, tokens: string[], connections: number, amount: number): Promise<{ cost: number, requests: number, coreUse: number, errors: number }> => {
+    const window = async (build: Build, tokens: string[], connections: number, windowSeconds: number): Promise<{ cost: number, requests: number, rate: number, coreUse: number, errors: number }> => {
       const gateway = gateways.get(build) as HttpTarget & { cgOut: string, dumps: number }
       const pid = gateway.managed.pid
       if (callgrind) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore', env: VGDB_ENV })
       const cpu0 = processCpuMicros(pid)
-      const load = await drive(`${gateway.baseUrl}/api/tasks`, tokens, connections, amount, workDir)
+      const load = await drive(`${gateway.baseUrl}/api/tasks`, tokens, connections, windowSeconds, workDir)
       const cpu = processCpuMicros(pid) - cpu0
       let cost = cpu / load.requests
       if (callgrind) cost = await dumpInstructions(pid, gateway.cgOut, ++gateway.dumps) / load.requests
-      return { cost, requests: load.requests, coreUse: cpu / (load.seconds * 1e6), errors: load.errors }
+      return { cost, requests: load.requests, rate: load.requests / load.seconds, coreUse: cpu / (load.seconds * 1e6), errors: load.errors }
     }
 
-    // Warm-up: JIT, upstream connections, JWKS, for every build and shape.
-    const warmup = callgrind ? 200 : 1000
+    // Warm-up: JIT, upstream connections, JWKS, for every build and shape; it also gives the fastest rate
+    // seen per algorithm, which sizes the fresh-token pools (a window must never run out of new tokens).
+    const fastest = new Map<TokenAlgorithm, number>()
+    const warmupPool = callgrind ? 500 : 5000
     for (const build of BUILDS) {
       for (const { alg, fresh } of shapes) {
-        const tokens = fresh ? await freshPool(alg, warmup + 64) : repeated.get(alg) as string[]
-        const w = await window(build, alg, tokens, Math.max(...connectionLevels), warmup)
-        if (w.errors > 0) throw new Error(`${build} gateway answered ${w.errors} of ${w.requests} ${alg} warm-up requests with an error (see ${workDir})`)
+        const tokens = fresh ? await freshPool(alg, warmupPool) : repeated.get(alg) as string[]
+        const w = await window(build, tokens, Math.max(...connectionLevels), callgrind ? 5 : 1)
+        if (w.errors > 0) throw new Error(`${build} gateway answered ${w.errors} of ${w.requests} ${alg} warm-up requests with an error`)
+        fastest.set(alg, Math.max(fastest.get(alg) ?? 0, w.rate))
       }
     }
 
@@ -321,10 +284,12 @@ async function gatewayAb (tree: string): Promise<number> {
     for (let round = 1; round <= rounds; round++) {
       for (const connections of connectionLevels) {
         for (const { shape, alg, fresh } of shapes) {
-          const tokens = fresh ? await freshPool(alg, requests + 4 * connections) : repeated.get(alg) as string[]
+          // Twice the fastest rate seen: room for a quieter moment of the machine.
+          const tokens = fresh ? await freshPool(alg, Math.ceil(2 * (fastest.get(alg) as number) * seconds) + 100) : repeated.get(alg) as string[]
           const order = round % 2 === 1 ? BUILDS : [...BUILDS].reverse()
           for (const build of order) {
-            const w = await window(build, alg, tokens, connections, requests)
+            const w = await window(build, tokens, connections, seconds)
+            if (fresh && w.requests > tokens.length) throw new Error(`${build} answered ${w.requests} requests but only ${tokens.length} fresh tokens were minted: some were repeats`)
             errors += w.errors
             const list = results.get(key(build, shape, connections)) ?? []
             list.push({ cost: w.cost, coreUse: w.coreUse })
@@ -354,7 +319,7 @@ async function gatewayAb (tree: string): Promise<number> {
         }
       }
     }
-    process.stdout.write(`\nnode ${process.version}; ${rounds} interleaved round(s) × ${requests} requests per window, ${hasWrk ? 'wrk' : 'autocannon'}; ${hasTaskset ? 'gateways on core 1, load generator and upstream on core 0' : 'not pinned (no taskset)'}; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end\n\n`)
+    process.stdout.write(`\nnode ${process.version}; ${rounds} interleaved round(s) of ${seconds} s windows, ${wrkInstalled() ? 'wrk' : 'autocannon'}; ${hasTaskset ? 'gateways on core 1, load generator and upstream on core 0' : 'not pinned (no taskset)'}; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end\n\n`)
     process.stdout.write(markdownTable(
       ['token', 'in flight', 'gateway', unit, ...(callgrind ? [] : ['rounds', 'min core use']), 'vs baseline'],
       rows,
