@@ -3,8 +3,9 @@
 //
 //   npm run bench:jwt [-- --baseline <git rev>] [--tokens N] [--rounds R] [--concurrency C]
 //     The authenticators alone, in one process: every round verifies the same N distinct tokens (no
-//     verification cache, so each one is a full signature and claim check) with the baseline's authenticator
-//     and with this tree's, in turn, swapping which goes first. CPU is process.cpuUsage() (all threads, so
+//     verification cache, so each one is a full signature and claim check) with the baseline's authenticator,
+//     with this tree's, and with the bare signature check each of them makes (node:crypto, crypto.subtle),
+//     in turn, each round starting with the next one. CPU is process.cpuUsage() (all threads, so
 //     WebCrypto's thread-pool work counts). The baseline's authenticator, key import and error module are
 //     read with `git show` into a temporary directory and loaded from there.
 //
@@ -23,9 +24,12 @@
 //     /proc/<pid>/stat) per request, medians of the rounds; --cpu-prof adds each gateway's hot spots.
 //     --callgrind runs each gateway under `valgrind --tool=callgrind` instead and counts the instructions
 //     (every thread) executed per request in each window (callgrind_control zeroes and dumps the counters
-//     around it): repeatable on a busy machine, but blind to the kernel (system calls, context switches,
-//     thread wake-ups), which is where a hand-off to the libuv thread pool costs most.
+//     around it): independent of other work on the machine, but blind to the kernel (system calls, context
+//     switches, thread wake-ups), which is where a hand-off to the libuv thread pool costs most, and found
+//     not to repeat between runs for whole gateways (V8's compiler and GC threads and the event loop's
+//     batching under valgrind dominate a window; docs/performance.md).
 import { execFileSync, spawnSync } from 'node:child_process'
+import { createHmac, createPublicKey, timingSafeEqual, verify as verifySignature, type JsonWebKey } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -116,25 +120,46 @@ async function verifierAb (): Promise<void> {
       baseline: baseline.createAuthenticator({ ...common, keys: { resolve: () => oldKey as VerificationKey } }),
       jose: createAuthenticator({ ...common, keys: { resolve: () => newKey } })
     }
+    // The signature check alone, as each verifier makes it: what the arithmetic costs, and what running it
+    // through WebCrypto (a job on the libuv thread pool) adds, without any token parsing or claim checks.
+    const edKeyObject = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' })
+    const hmacCryptoKey = await crypto.subtle.importKey('raw', Buffer.from(keys.hmacSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    const split = (token: string): [Buffer, Buffer] => {
+      const dot = token.lastIndexOf('.')
+      return [Buffer.from(token.slice(0, dot)), Buffer.from(token.slice(dot + 1), 'base64url')]
+    }
+    const signatureOnly: Record<'EdDSA' | 'HS256', Record<'node:crypto signature only' | 'crypto.subtle signature only', Verifier>> = {
+      EdDSA: {
+        'node:crypto signature only': { verifyToken: (t) => { const [input, sig] = split(t); return verifySignature(null, input, edKeyObject, sig) } },
+        'crypto.subtle signature only': { verifyToken: async (t) => { const [input, sig] = split(t); return await crypto.subtle.verify('Ed25519', newKey.key, sig, input) } }
+      },
+      HS256: {
+        'node:crypto signature only': { verifyToken: (t) => { const [input, sig] = split(t); return timingSafeEqual(createHmac('sha256', keys.hmacSecret).update(input).digest(), sig) } },
+        'crypto.subtle signature only': { verifyToken: async (t) => { const [input, sig] = split(t); return await crypto.subtle.verify('HMAC', hmacCryptoKey, sig, input) } }
+      }
+    }
 
     const rows: Array<Array<string | number>> = []
     for (const alg of ['EdDSA', 'HS256'] as const) {
       const tokens = await Promise.all(Array.from({ length: N }, async (_, i) => await mintToken(keys, alg, i)))
-      for (const v of Object.values(impls)) await measure(v, tokens.slice(0, Math.min(500, N))) // warm-up
-      const cpu: Record<string, number[]> = { baseline: [], jose: [] }
-      const wall: Record<string, number[]> = { baseline: [], jose: [] }
+      const all: Record<string, Verifier> = { ...impls, ...signatureOnly[alg] }
+      const names = Object.keys(all)
+      for (const v of Object.values(all)) await measure(v, tokens.slice(0, Math.min(500, N))) // warm-up
+      const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]))
+      const wall: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]))
       for (let r = 0; r < ROUNDS; r++) {
-        const order = r % 2 === 0 ? ['baseline', 'jose'] as const : ['jose', 'baseline'] as const
-        for (const name of order) {
-          const m = await measure(impls[name], tokens)
+        // Each round starts with the next verifier, so none always runs first.
+        for (const name of [...names.slice(r % names.length), ...names.slice(0, r % names.length)]) {
+          const m = await measure(all[name] as Verifier, tokens)
           cpu[name]?.push(m.cpuUs)
           wall[name]?.push(m.wallUs)
         }
       }
-      const b = { cpu: median(cpu.baseline ?? []), wall: median(wall.baseline ?? []) }
-      const j = { cpu: median(cpu.jose ?? []), wall: median(wall.jose ?? []) }
-      rows.push([alg, 'hand-written (baseline)', b.cpu.toFixed(1), b.wall.toFixed(1), ''])
-      rows.push([alg, 'jose', j.cpu.toFixed(1), j.wall.toFixed(1), `${((j.cpu / b.cpu - 1) * 100).toFixed(0)} %`])
+      const base = median(cpu.baseline ?? [])
+      for (const name of names) {
+        const c = median(cpu[name] ?? [])
+        rows.push([alg, name === 'baseline' ? 'hand-written (baseline)' : name, c.toFixed(1), median(wall[name] ?? []).toFixed(1), name === 'baseline' ? '' : `${c >= base ? '+' : ''}${((c / base - 1) * 100).toFixed(0)} %`])
+      }
     }
     process.stdout.write(`node ${process.version}, ${N} fresh tokens × ${ROUNDS} rounds per build, concurrency ${CONCURRENCY}, baseline ${values.baseline}; medians of the rounds\n\n`)
     process.stdout.write(markdownTable(['alg', 'verifier', 'CPU µs / token', 'wall µs / token', 'CPU vs baseline'], rows, [false, false, true, true, true]) + '\n')
@@ -265,14 +290,15 @@ async function gatewayAb (tree: string): Promise<number> {
       return { cost, requests: load.requests, rate: load.requests / load.seconds, coreUse: cpu / (load.seconds * 1e6), errors: load.errors }
     }
 
-    // Warm-up: JIT, upstream connections, JWKS, for every build and shape; it also gives the fastest rate
+    // Warm-up: JIT (under valgrind V8 needs far longer to reach its optimized code, and compiling counts as
+    // instructions), upstream connections, JWKS, for every build and shape; it also gives the fastest rate
     // seen per algorithm, which sizes the fresh-token pools (a window must never run out of new tokens).
     const fastest = new Map<TokenAlgorithm, number>()
-    const warmupPool = callgrind ? 500 : 5000
+    const warmupPool = callgrind ? 6000 : 12_000
     for (const build of BUILDS) {
       for (const { alg, fresh } of shapes) {
         const tokens = fresh ? await freshPool(alg, warmupPool) : repeated.get(alg) as string[]
-        const w = await window(build, tokens, Math.max(...connectionLevels), callgrind ? 5 : 1)
+        const w = await window(build, tokens, Math.max(...connectionLevels), callgrind ? 30 : 2)
         if (w.errors > 0) throw new Error(`${build} gateway answered ${w.errors} of ${w.requests} ${alg} warm-up requests with an error`)
         fastest.set(alg, Math.max(fastest.get(alg) ?? 0, w.rate))
       }
@@ -284,13 +310,14 @@ async function gatewayAb (tree: string): Promise<number> {
     for (let round = 1; round <= rounds; round++) {
       for (const connections of connectionLevels) {
         for (const { shape, alg, fresh } of shapes) {
-          // Twice the fastest rate seen: room for a quieter moment of the machine.
-          const tokens = fresh ? await freshPool(alg, Math.ceil(2 * (fastest.get(alg) as number) * seconds) + 100) : repeated.get(alg) as string[]
+          // Three times the fastest rate seen so far: the warm-up runs colder code, and the machine may quieten.
+          const tokens = fresh ? await freshPool(alg, Math.ceil(3 * (fastest.get(alg) as number) * seconds) + 100) : repeated.get(alg) as string[]
           const order = round % 2 === 1 ? BUILDS : [...BUILDS].reverse()
           for (const build of order) {
             const w = await window(build, tokens, connections, seconds)
             if (fresh && w.requests > tokens.length) throw new Error(`${build} answered ${w.requests} requests but only ${tokens.length} fresh tokens were minted: some were repeats`)
             errors += w.errors
+            fastest.set(alg, Math.max(fastest.get(alg) as number, w.rate))
             const list = results.get(key(build, shape, connections)) ?? []
             list.push({ cost: w.cost, coreUse: w.coreUse })
             results.set(key(build, shape, connections), list)
