@@ -25,7 +25,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ['**/src/config.ts', 'scripts/**', 'test/**', 'bench/**', '**/test/**', '.ci/**'],
+    files: ['**/src/config.ts', 'scripts/**', 'support/**', 'test/**', 'bench/**', '**/test/**', '.ci/**'],
     rules: { 'no-restricted-properties': 'off' }
   }
 )

@@ -23,6 +23,7 @@ import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../support/ports.js'
 import { mintDevToken } from '../support/tokens.js'
+import { poll, sleep } from '../support/wait.js'
 import { repoRoot } from './dev-env.js'
 
 const PROJECT = 'todocomposetest'
@@ -90,19 +91,9 @@ function compose (args: string[], options: RunOptions = {}): Promise<RunResult> 
   return run('docker-compose', ['--env-file', envFile, '-p', PROJECT, '-f', join(repoRoot, 'docker-compose.yml'), ...args], { env: composeEnv, ...options })
 }
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/** Polls `probe` until it returns true or `ms` pass. */
+/** Polls `probe` (each try failing after 20 s) until it returns true or `ms` pass. */
 async function eventually (ms: number, probe: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const settled = Promise.race([probe().catch(() => false), sleep(20_000).then(() => false)])
-    if (await settled) return true
-    await sleep(500)
-  }
-  return false
+  return await poll(() => Promise.race([probe().catch(() => false), sleep(20_000).then(() => false)]), ms, 500)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

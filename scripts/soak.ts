@@ -11,8 +11,11 @@
 // writes, partial writes, phantoms and leaks are all 0.
 import { parseArgs } from 'node:util'
 import { BACKEND } from '../task-service/test/helpers.js'
-import { spawnGateway } from '../test/helpers/gateway-process.js'
-import { originOf, startTaskService, STACK_SECRET, Teardowns } from '../test/helpers/stack.js'
+import { spawnGateway } from '../support/gateway.js'
+import { stopProcess } from '../support/processes.js'
+import { startTaskService } from '../support/task-service.js'
+import { Teardowns } from '../support/test-context.js'
+import { SECRET } from '../support/tokens.js'
 import { percentile } from '../support/stats.js'
 import { summary, Workload } from '../test/helpers/workload.js'
 
@@ -34,19 +37,15 @@ let exitCode = 1
 try {
   const taskService = await startTaskService(teardowns)
   const gateway = await spawnGateway({
-    JWT_SECRET: STACK_SECRET,
-    TASK_SERVICE_URL: originOf(taskService),
+    TASK_SERVICE_URL: taskService.url,
     // Every simulated user comes from 127.0.0.1; the per-user limit stays at its default.
     RATE_LIMIT_IP_MAX: '0'
   })
-  teardowns.teardown(async () => {
-    gateway.child.kill('SIGTERM')
-    await gateway.exited
-  })
+  teardowns.teardown(() => stopProcess(gateway))
   process.stdout.write(`soak: ${users} users for ${seconds} s through a gateway process into the task service (${BACKEND})\n`)
 
   const started = Date.now()
-  const load = new Workload({ targets: [gateway.url], secret: STACK_SECRET, users, deadline: started + seconds * 1000, maxLiveTasks: 60, requestTimeoutMs: 15_000 })
+  const load = new Workload({ targets: [gateway.url], secret: SECRET, users, deadline: started + seconds * 1000, maxLiveTasks: 60, requestTimeoutMs: 15_000 })
   await load.init()
   teardowns.teardown(() => load.close())
   const progress = setInterval(() => {

@@ -4,24 +4,25 @@
 // each exposed header — because a browser hides whatever CORS does not allow: an answer without
 // Access-Control-Allow-Origin is only `TypeError: Failed to fetch` to the page, whatever the gateway sent.
 //
-// The stack is the real one over real sockets (test/helpers/stack.ts): one task service, and gateways with
-// low limits so that 413, both 429s and load shedding's 503 are reached in a few requests. Without Chromium
-// the file is skipped with one line saying so; on a failed check, a screenshot of the results page is
-// written under .tap/browser/ (its path is printed).
+// The stack is the real one over real sockets (support/task-service.ts, support/gateway.ts): one task service,
+// and gateways with low limits so that 413, both 429s and load shedding's 503 are reached in a few requests.
+// Without Chromium the file is skipped with one line saying so; on a failed check, a screenshot of the results
+// page is written under .tap/browser/ (its path is printed).
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
-import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { chromium, type Page } from 'playwright-core'
-import { mintDevToken, signHs } from '../support/tokens.js'
+import { mintDevToken, SECRET, signHs } from '../support/tokens.js'
 import { effectiveEnv, ensureDevCorsOrigins, ensureDevSecret } from '../scripts/dev-env.js'
 import { FaultProxy } from './helpers/fault-proxy.js'
-import { STACK_SECRET, originOf, startGateway, startTaskService } from './helpers/stack.js'
+import { startGateway, type RunningGateway } from '../support/gateway.js'
+import { startTaskService } from '../support/task-service.js'
+import { eventually } from '../support/wait.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PAGE_DIR = fileURLToPath(new URL('browser/', import.meta.url))
@@ -84,28 +85,28 @@ async function suite (executablePath: string): Promise<void> {
 
   // ---- the stack: one task service; gateways that allow the first origin, each set up for some rows -------
   const taskService = await startTaskService(t)
-  const upstream = originOf(taskService)
-  const gateway = async (env: Record<string, string>): Promise<FastifyInstance> =>
-    await startGateway(t, { CORS_ORIGINS: allowedSite, TASK_SERVICE_URL: upstream, ...env })
-  const main = originOf(await gateway({}))
+  const upstream = taskService.url
+  const gateway = async (env: Record<string, string>): Promise<RunningGateway> =>
+    await startGateway({ CORS_ORIGINS: allowedSite, TASK_SERVICE_URL: upstream, ...env }, { t })
+  const main = (await gateway({})).url
   const ipLimitedApp = await gateway({ RATE_LIMIT_IP_MAX: '5', RATE_LIMIT_USER_MAX: '0', RATE_LIMIT_WINDOW_MS: '600000' })
-  const ipLimited = originOf(ipLimitedApp)
-  const userLimited = originOf(await gateway({ RATE_LIMIT_USER_MAX: '3', RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_WINDOW_MS: '600000' }))
+  const ipLimited = ipLimitedApp.url
+  const userLimited = (await gateway({ RATE_LIMIT_USER_MAX: '3', RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_WINDOW_MS: '600000' })).url
   // A heap threshold of one byte: this gateway is overloaded from its first sample on, without stalling the
   // event loop that every server here shares. Its 503 comes from the same handler as any other shed.
-  const shedding = originOf(await gateway({ LOAD_SHED_MAX_HEAP_BYTES: '1', LOAD_SHED_SAMPLE_INTERVAL_MS: '20' }))
+  const shedding = (await gateway({ LOAD_SHED_MAX_HEAP_BYTES: '1', LOAD_SHED_SAMPLE_INTERVAL_MS: '20' })).url
   // The task service behind a fault proxy: stopped (connections refused) or hanging on demand.
-  const proxy = new FaultProxy({ host: '127.0.0.1', port: (taskService.server.address() as AddressInfo).port })
+  const proxy = new FaultProxy({ host: '127.0.0.1', port: taskService.port })
   await proxy.start()
   t.teardown(() => proxy.close())
-  const faulty = originOf(await gateway({ TASK_SERVICE_URL: proxy.url, UPSTREAM_TIMEOUT_MS: '1000' }))
+  const faulty = (await gateway({ TASK_SERVICE_URL: proxy.url, UPSTREAM_TIMEOUT_MS: '1000' })).url
   // Configured as `npm start` configures it on a first run: by the .env it writes (into a scratch directory
   // here), with no CORS_ORIGINS of the test's own.
   const dotenvDir = mkdtempSync(join(tmpdir(), 'browser-dotenv-'))
   t.teardown(() => { rmSync(dotenvDir, { recursive: true, force: true }) })
   ensureDevSecret({}, join(dotenvDir, '.env'))
   ensureDevCorsOrigins({}, join(dotenvDir, '.env'))
-  const firstRun = originOf(await startGateway(t, { ...effectiveEnv({}, join(dotenvDir, '.env')), TASK_SERVICE_URL: upstream }))
+  const firstRun = (await startGateway({ ...effectiveEnv({}, join(dotenvDir, '.env')), TASK_SERVICE_URL: upstream }, { t })).url
 
   // ---- the browser ---------------------------------------------------------------------------------------
   // http://localhost:3000, the usual frontend dev origin, is one more static server here (port 3000 may be
@@ -145,7 +146,7 @@ async function suite (executablePath: string): Promise<void> {
   async function token (user: string): Promise<string> {
     let v = tokens.get(user)
     if (v === undefined) {
-      v = await mintDevToken({ secret: STACK_SECRET, subject: user, ttlSeconds: 600 })
+      v = await mintDevToken({ secret: SECRET, subject: user, ttlSeconds: 600 })
       tokens.set(user, v)
     }
     return v
@@ -231,7 +232,7 @@ async function suite (executablePath: string): Promise<void> {
   // ---- authentication errors a frontend acts on -----------------------------------------------------------
   t.test('an expired token: WWW-Authenticate and token_expired readable; the page refreshes and retries', async (t) => {
     const now = Math.floor(Date.now() / 1000)
-    const expired = await signHs({ sub: 'browser-refresh', iat: now - 3600, exp: now - 600 }, STACK_SECRET, { typ: 'JWT' })
+    const expired = await signHs({ sub: 'browser-refresh', iat: now - 3600, exp: now - 600 }, SECRET, { typ: 'JWT' })
     const { first, retried } = await callWithRefresh('list with an expired token', { url: main + '/api/tasks', token: expired })
     if (readable(t, first, 401)) {
       t.equal(first.headers?.['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="token expired"', 'WWW-Authenticate readable')
@@ -277,9 +278,9 @@ async function suite (executablePath: string): Promise<void> {
 
   t.test('per-address limit (requests without a valid token): preflights are not counted, and the 429 is readable with Retry-After and RateLimit-*', async (t) => {
     // A page whose session token has expired: each request fails authentication and counts against the address.
-    const tk = await signHs({ sub: 'browser-ip', exp: Math.floor(Date.now() / 1000) - 60 }, STACK_SECRET)
+    const tk = await signHs({ sub: 'browser-ip', exp: Math.floor(Date.now() / 1000) - 60 }, SECRET)
     let preflights = 0
-    ipLimitedApp.server.on('request', (req: http.IncomingMessage) => { if (req.method === 'OPTIONS') preflights++ })
+    ipLimitedApp.app.server.on('request', (req: http.IncomingMessage) => { if (req.method === 'OPTIONS') preflights++ })
     // A new URL each time: the browser's preflight cache does not spare a single one.
     const within: Seen[] = []
     for (let i = 1; i <= 5; i++) within.push(await call(`per-address request ${i} of 5`, { url: `${ipLimited}/api/tasks?limit=${i}`, token: tk }))
@@ -317,7 +318,7 @@ async function suite (executablePath: string): Promise<void> {
   })
 
   t.test('load shedding: the preflight is answered, the 503 is readable with Retry-After', async (t) => {
-    await eventually(async () => (await fetch(shedding + '/api/tasks')).status === 503)
+    await eventually(async () => (await fetch(shedding + '/api/tasks')).status === 503, 10_000)
     const preflight = await fetch(shedding + '/api/tasks', { method: 'OPTIONS', headers: { origin: allowedSite, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } })
     await preflight.arrayBuffer()
     t.equal(preflight.status, 204, 'the preflight is not shed')
@@ -391,14 +392,4 @@ async function serveStatic (t: Tap | typeof import('tap').default): Promise<stri
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
-
-/** Polls until `cond` holds (or throws after `ms`): waiting on a condition, not a timing assertion. */
-async function eventually (cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error('condition not reached')
 }

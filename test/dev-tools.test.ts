@@ -10,7 +10,7 @@ import { DEV_CORS_ORIGINS, ensureAssertionKeys, ensureDevAudience, ensureDevCors
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { loadConfig as loadTaskServiceConfig } from '../task-service/src/config.js'
 import { ASSERTION_ENV, mintDevToken } from '../support/tokens.js'
-import { startGateway } from '../gateway/test/helpers/gateway.js'
+import { startGateway } from '../support/gateway.js'
 import { startUpstream } from '../gateway/test/helpers/upstream.js'
 
 const run = promisify(execFile)

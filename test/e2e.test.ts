@@ -3,39 +3,18 @@
 // isolation between users through the public endpoint. The task service runs on PGlite, or on PostgreSQL in
 // a private schema when TEST_DATABASE_URL is set.
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
-import type { AddressInfo } from 'node:net'
-import { buildApp as buildGateway } from '../gateway/src/app.js'
-import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
-import { buildTestApp as buildTaskService, BACKEND, identityHeaders } from '../task-service/test/helpers.js'
-import { ASSERTION_KEYS, DEV_AUDIENCE, mintDevToken, signAssertion } from '../support/tokens.js'
+import { BACKEND, identityHeaders } from '../task-service/test/helpers.js'
+import { startStack } from '../support/stack.js'
+import { mintDevToken, SECRET, signAssertion } from '../support/tokens.js'
 import { errorCode } from '../task-service/test/error-schema.js'
-
-const SECRET = 'end-to-end-secret-of-at-least-32-bytes'
-
-function origin (app: FastifyInstance): string {
-  const { port } = app.server.address() as AddressInfo
-  return `http://127.0.0.1:${port}`
-}
 
 interface Task { id: string, user_id: string, title: string, description: string | null, completed: boolean, created_at: string, updated_at: string }
 
 t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
-  const taskService = await buildTaskService(t)
-  await taskService.listen({ port: 0, host: '127.0.0.1' })
-  const gateway = await buildGateway(loadGatewayConfig({
-    JWT_SECRET: SECRET,
-    JWT_AUDIENCE: DEV_AUDIENCE,
-    GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem,
-    TASK_SERVICE_URL: origin(taskService),
-    LOG_LEVEL: 'silent',
-    // The gateway shares its event loop with the task service (and PGlite) here: a busy CI machine must
-    // not turn the exact statuses this test asserts into load-shedding 503s.
-    LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0'
-  }))
-  t.teardown(() => gateway.close())
-  await gateway.listen({ port: 0, host: '127.0.0.1' })
-  const base = origin(gateway)
+  // Load shedding is off (the starter's default): the gateway shares its event loop with the task service (and
+  // PGlite) here, and a busy CI machine must not turn the exact statuses this test asserts into 503s.
+  const { taskService, gateway } = await startStack(t)
+  const base = gateway.url
 
   const tokens = new Map<string, string>()
   async function call (user: string | undefined, method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<{ status: number, body: unknown, headers: Headers, text: string }> {
@@ -105,7 +84,7 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
       error: { code: 'validation_error', message: 'title: must not be empty', requestId: 'e2e-invalid', details: [{ field: 'title', message: 'must not be empty' }] }
     }, 'the one error shape, with the request id the gateway forwarded')
     t.equal(invalid.headers.get('x-request-id'), 'e2e-invalid')
-    const direct = await taskService.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': alice, 'x-request-id': 'e2e-invalid' }, payload: { title: '   ' } })
+    const direct = await taskService.app.inject({ method: 'POST', url: '/tasks', headers: { 'x-user-id': alice, 'x-request-id': 'e2e-invalid' }, payload: { title: '   ' } })
     t.same(invalid.body, direct.json(), 'same body as the task service answers')
 
     const malformed = await call(alice, 'POST', '/api/tasks', '{"title":', {})
@@ -171,7 +150,7 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
     const planted = await call(victim, 'POST', '/api/tasks', { title: 'the victim’s own task' })
     t.equal(planted.status, 201, 'through the gateway, as before')
     const direct = (headers: Record<string, string>, init: RequestInit = {}): Promise<Response> =>
-      fetch(origin(taskService) + '/tasks', { ...init, headers: { 'content-type': 'application/json', ...headers }, signal: AbortSignal.timeout(10_000) })
+      fetch(taskService.url + '/tasks', { ...init, headers: { 'content-type': 'application/json', ...headers }, signal: AbortSignal.timeout(10_000) })
     const attacker = { 'x-user-id': victim }
     const listed = await direct(attacker)
     t.equal(listed.status, 401, 'X-User-Id alone: 401')
@@ -183,7 +162,7 @@ t.test(`gateway + task service end to end (${BACKEND})`, async (t) => {
     t.equal((await direct({ ...attacker, 'x-gateway-assertion': mallorys })).status, 401, 'a genuine assertion for another user: 401')
     const own = await direct(await identityHeaders(victim))
     t.equal(own.status, 200, 'with the gateway’s signature: served')
-    const rebound = await fetch(origin(taskService) + '/healthz', { headers: { host: 'rebind.attacker.example' } })
+    const rebound = await fetch(taskService.url + '/healthz', { headers: { host: 'rebind.attacker.example' } })
     t.equal(rebound.status, 200, '/healthz answers any Host')
     const list = await call(victim, 'GET', '/api/tasks')
     t.same((list.body as Task[]).map((x) => x.title), ['the victim’s own task'], 'the victim sees only their own task')

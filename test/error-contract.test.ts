@@ -12,12 +12,12 @@ import type { FastifyInstance } from 'fastify'
 import { request } from 'undici'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import { buildApp as buildGateway } from '../gateway/src/app.js'
-import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { openapiDocument } from '../gateway/src/openapi.js'
 import type { Database, Queryable, QueryResult } from '../task-service/src/db.js'
 import { assertionFor, buildTestApp, createTask, newUser, openTestDatabase } from '../task-service/test/helpers.js'
-import { ASSERTION_KEYS, DEV_AUDIENCE, mintDevToken, signHs } from '../support/tokens.js'
+import { mintDevToken, SECRET, signHs } from '../support/tokens.js'
+import { startGateway as startTestGateway } from '../support/gateway.js'
+import { startTaskService } from '../support/task-service.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 interface Operation { responses: Record<string, unknown> }
@@ -27,7 +27,6 @@ interface OpenApiDoc {
   components: { schemas: Record<string, Record<string, unknown>>, responses?: Record<string, Record<string, unknown>> }
 }
 
-const SECRET = 'error-contract-secret-of-at-least-32-bytes'
 const MISSING = '00000000-0000-4000-8000-000000000000'
 
 /** A database that can be made to fail like an outage (→ 503) or like a bug (→ 500). */
@@ -310,14 +309,12 @@ t.test('gateway: every error path, its own and forwarded, answers in the one sha
   const doc = openapiDocument as unknown as OpenApiDoc
   const check = makeChecker(doc, 'gateway')
   const db = new ControlledDatabase(await openTestDatabase(t))
-  const taskService = await buildTestApp(t, { db })
-  await taskService.listen({ port: 0, host: '127.0.0.1' })
-  const upstream = `http://127.0.0.1:${port(taskService)}`
+  const taskService = await startTaskService(t, { db })
+  const upstream = taskService.url
   const gateways: FastifyInstance[] = []
   t.teardown(async () => { for (const g of gateways) await g.close().catch(() => undefined) })
   const startGateway = async (env: Record<string, string> = {}): Promise<FastifyInstance> => {
-    const g = await buildGateway(loadGatewayConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: DEV_AUDIENCE, GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem, TASK_SERVICE_URL: upstream, LOG_LEVEL: 'silent', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }))
-    await g.listen({ port: 0, host: '127.0.0.1' })
+    const { app: g } = await startTestGateway({ TASK_SERVICE_URL: upstream, ...env })
     gateways.push(g)
     return g
   }
@@ -332,7 +329,7 @@ t.test('gateway: every error path, its own and forwarded, answers in the one sha
     if (!t.ok(result.valid, 'valid')) t.comment(JSON.stringify(result.errors, null, 2).slice(0, 4000))
     t.equal(validator.version, '3.1')
     checkDocument(t, body, 'gateway')
-    const ts = (await taskService.inject({ url: '/openapi.json' })).json<OpenApiDoc>()
+    const ts = (await taskService.app.inject({ url: '/openapi.json' })).json<OpenApiDoc>()
     t.same(body.components.schemas.Error, ts.components.schemas.Error, 'the same Error schema in both documents')
   })
 

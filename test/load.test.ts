@@ -4,7 +4,8 @@
 // (defaults 50 × 16), each request at most 15 s; everything on 127.0.0.1. The long version is `npm run soak`.
 import t from 'tap'
 import { BACKEND } from '../task-service/test/helpers.js'
-import { originOf, startGateway, startTaskService, STACK_SECRET } from './helpers/stack.js'
+import { startStack } from '../support/stack.js'
+import { SECRET } from '../support/tokens.js'
 import { percentile } from '../support/stats.js'
 import { summary, Workload } from './helpers/workload.js'
 
@@ -12,16 +13,16 @@ const USERS = Number(process.env.LOAD_USERS ?? 50)
 const OPS = Number(process.env.LOAD_OPS ?? 16)
 
 t.test(`${USERS} users at once through the gateway (${BACKEND}): isolated, nothing lost, no 5xx`, async (t) => {
-  const taskService = await startTaskService(t)
-  const gateway = await startGateway(t, {
-    TASK_SERVICE_URL: originOf(taskService),
-    // Every simulated user connects from 127.0.0.1, with the default limits: users with valid tokens are
-    // counted per user, never per address, so they are not one client here.
-    // The gateway shares its event loop with the embedded database and the load generator here, so load
-    // shedding (which measures that loop) is off; it is tested on its own in gateway/test/load-shedding.test.ts.
-    LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0'
+  const { gateway } = await startStack(t, {
+    gatewayEnv: {
+      // Every simulated user connects from 127.0.0.1, with the default limits: users with valid tokens are
+      // counted per user, never per address, so they are not one client here.
+      // The gateway shares its event loop with the embedded database and the load generator here, so load
+      // shedding (which measures that loop) is off; it is tested on its own in gateway/test/load-shedding.test.ts.
+      LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0'
+    }
   })
-  const load = new Workload({ targets: [originOf(gateway)], secret: STACK_SECRET, users: USERS, opsPerUser: OPS, requestTimeoutMs: 15_000 })
+  const load = new Workload({ targets: [gateway.url], secret: SECRET, users: USERS, opsPerUser: OPS, requestTimeoutMs: 15_000 })
   await load.init()
   t.teardown(() => load.close())
 

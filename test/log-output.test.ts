@@ -3,13 +3,13 @@
 // gateway stops on SIGTERM. LOG_BUFFER_BYTES=0 writes each line at once.
 import t from 'tap'
 import { request } from 'undici'
-import { startUpstream } from '../gateway/test/helpers/upstream.js'
+import { stubUpstream } from '../gateway/test/helpers/upstream.js'
 import { FLUSH_INTERVAL_MS } from '../gateway/src/log-destination.js'
-import { mintDevToken } from '../support/tokens.js'
-import { exitWithin, spawnGateway } from './helpers/gateway-process.js'
-import { STACK_SECRET } from './helpers/stack.js'
+import { mintDevToken, SECRET } from '../support/tokens.js'
+import { spawnGateway } from '../support/gateway.js'
+import { exitWithin } from '../support/processes.js'
+import { sleep } from '../support/wait.js'
 
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const completedLines = (out: string, user: string): number => out.split('\n').filter((l) => l.includes('"request completed"') && l.includes(`"userId":"${user}"`)).length
 
 async function get (url: string, token: string): Promise<number> {
@@ -19,11 +19,9 @@ async function get (url: string, token: string): Promise<number> {
 }
 
 t.test('batched lines reach stdout within the flush interval, and all of them on SIGTERM', async (t) => {
-  const up = await startUpstream()
-  t.teardown(() => up.close())
-  const g = await spawnGateway({ JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info' })
-  t.teardown(() => { g.child.kill('SIGKILL') })
-  const token = await mintDevToken({ secret: STACK_SECRET, subject: 'log-flush-user', ttlSeconds: 600 })
+  const up = await stubUpstream(t)
+  const g = await spawnGateway({ TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info' }, { t })
+  const token = await mintDevToken({ secret: SECRET, subject: 'log-flush-user', ttlSeconds: 600 })
 
   t.equal(await get(g.url, token), 200)
   const sent = Date.now()
@@ -38,11 +36,9 @@ t.test('batched lines reach stdout within the flush interval, and all of them on
 })
 
 t.test('LOG_BUFFER_BYTES=0: each line is written at once', async (t) => {
-  const up = await startUpstream()
-  t.teardown(() => up.close())
-  const g = await spawnGateway({ JWT_SECRET: STACK_SECRET, TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info', LOG_BUFFER_BYTES: '0' })
-  t.teardown(() => { g.child.kill('SIGKILL') })
-  const token = await mintDevToken({ secret: STACK_SECRET, subject: 'log-direct-user', ttlSeconds: 600 })
+  const up = await stubUpstream(t)
+  const g = await spawnGateway({ TASK_SERVICE_URL: up.url, LOG_LEVEL: 'info', LOG_BUFFER_BYTES: '0' }, { t })
+  const token = await mintDevToken({ secret: SECRET, subject: 'log-direct-user', ttlSeconds: 600 })
   for (let i = 0; i < 3; i++) t.equal(await get(g.url, token), 200)
   // Well under the flush interval: only an unbuffered write can have put them there already.
   const end = Date.now() + 300

@@ -3,19 +3,15 @@
 // request span (and, on PostgreSQL, whose queries are children of the task service's), and both services'
 // access lines carry its trace id. The instrumentations are the ones each service's tracing.ts starts.
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { registerInstrumentations } from '@opentelemetry/instrumentation'
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node'
-import { buildApp as buildGateway } from '../gateway/src/app.js'
-import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { gatewayInstrumentations } from '../gateway/src/tracing.js'
 import { patchPg, pgInstrumentation } from '../task-service/src/tracing.js'
-import { BACKEND, buildTestApp } from '../task-service/test/helpers.js'
-import { ASSERTION_KEYS, DEV_AUDIENCE, mintDevToken } from '../support/tokens.js'
+import { BACKEND } from '../task-service/test/helpers.js'
+import { startStack } from '../support/stack.js'
+import { mintDevToken, SECRET } from '../support/tokens.js'
 
-const SECRET = 'tracing-tests-secret-of-at-least-32-bytes'
 const SERVER = 1 // SpanKind.SERVER
 
 const exporter = new InMemorySpanExporter()
@@ -27,33 +23,21 @@ registerInstrumentations({ instrumentations: [...gatewayInstrumentations(), pgIn
 patchPg()
 t.teardown(() => provider.shutdown())
 
-function origin (app: FastifyInstance): string {
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-}
-
 const gatewayLines: Array<Record<string, unknown>> = []
 const serviceLines: Array<Record<string, unknown>> = []
 const collect = (into: Array<Record<string, unknown>>) => ({ write: (line: string) => { into.push(JSON.parse(line) as Record<string, unknown>) } })
 
-const taskService = await buildTestApp(t, { config: { logLevel: 'info' }, logStream: collect(serviceLines) })
-await taskService.listen({ port: 0, host: '127.0.0.1' })
-const gateway = await buildGateway(loadGatewayConfig({
-  JWT_SECRET: SECRET,
-  JWT_AUDIENCE: DEV_AUDIENCE,
-  GATEWAY_ASSERTION_PRIVATE_KEY: ASSERTION_KEYS.privateKeyPem,
-  TASK_SERVICE_URL: origin(taskService),
-  LOG_LEVEL: 'info',
-  LOG_BUFFER_BYTES: '0',
-  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0'
-}), { logStream: collect(gatewayLines) })
-t.teardown(() => gateway.close())
-await gateway.listen({ port: 0, host: '127.0.0.1' })
+const { gateway } = await startStack(t, {
+  taskService: { config: { logLevel: 'info' }, logStream: collect(serviceLines) },
+  gatewayEnv: { LOG_LEVEL: 'info', LOG_BUFFER_BYTES: '0' },
+  gateway: { logStream: collect(gatewayLines) }
+})
 const token = await mintDevToken({ secret: SECRET, subject: 'tracer', ttlSeconds: 300 })
 
 /** node:http on purpose: no instrumentation touches the test's own requests. */
 async function get (path: string, headers: Record<string, string>): Promise<{ status: number, requestId: string }> {
   return await new Promise((resolve, reject) => {
-    const req = http.get(origin(gateway) + path, { headers }, (res) => {
+    const req = http.get(gateway.url + path, { headers }, (res) => {
       res.resume()
       res.on('end', () => { resolve({ status: res.statusCode ?? 0, requestId: String(res.headers['x-request-id']) }) })
     })

@@ -5,9 +5,10 @@ import { request } from 'undici'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import type { TapTest } from '../../support/test-context.js'
 import { sign as nodeSign } from 'node:crypto'
-import { AUDIENCE, b64, makeKey, rawHmac, rawSigned, SECRET, signHs, signWith, unsigned, type TestKey } from '../../support/tokens.js'
+import { AUDIENCE, b64, bearer, makeKey, rawHmac, rawSigned, SECRET, signHs, signWith, type TestKey, unsigned } from '../../support/tokens.js'
 import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 let up: StubUpstream

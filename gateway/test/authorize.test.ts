@@ -2,28 +2,15 @@
 // would normalize them first). Whatever the spelling, the task service only ever sees /tasks…, or nothing.
 import t from 'tap'
 import { authorize, isRejection, normalizePath } from '../src/pipeline/authorize.js'
-import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { startGateway, type RunningGateway } from './helpers/gateway.js'
+import { stubbedGateway } from './helpers/upstream.js'
 import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
-let up: StubUpstream
-let gw: RunningGateway
-let token: string
-
-t.before(async () => {
-  up = await startUpstream()
-  gw = await startGateway({ TASK_SERVICE_URL: up.url })
-  token = await signHs({ sub: 'user-1' })
-})
-t.teardown(async () => {
-  await gw.close()
-  await up.close()
-})
-t.beforeEach(() => { up.received.length = 0 })
+const { up, gw } = await stubbedGateway(t)
+const token = await signHs({ sub: 'user-1' })
 
 const send = async (target: string, method = 'GET'): Promise<number> =>
   (await rawHttp(gw.port, req(method, target, [['Authorization', `Bearer ${token}`]]))).status

@@ -16,8 +16,9 @@ import fc from 'fast-check'
 import net from 'node:net'
 import type { ServerResponse } from 'node:http'
 import { sendChunks, startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from '../../support/tokens.js'
+import { eventually } from '../../support/wait.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import { bearer, signHs } from '../../support/tokens.js'
 import { request } from 'undici'
 
 const RUNS = Number(process.env.CHAOS_RUNS ?? 20)

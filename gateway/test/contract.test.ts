@@ -2,24 +2,12 @@
 // received (method, path, headers, body), or that it received nothing.
 import t from 'tap'
 import { request } from 'undici'
-import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from '../../support/tokens.js'
+import { stubbedGateway } from './helpers/upstream.js'
+import { startGateway } from '../../support/gateway.js'
+import { bearer, signHs } from '../../support/tokens.js'
 
-let up: StubUpstream
-let gw: RunningGateway
-let token: string
-
-t.before(async () => {
-  up = await startUpstream()
-  gw = await startGateway({ TASK_SERVICE_URL: up.url })
-  token = await signHs({ sub: 'user-1', email: 'a@example.com', name: 'Alice' })
-})
-t.teardown(async () => {
-  await gw.close()
-  await up.close()
-})
-t.beforeEach(() => { up.received.length = 0 })
+const { up, gw } = await stubbedGateway(t)
+const token = await signHs({ sub: 'user-1', email: 'a@example.com', name: 'Alice' })
 
 async function call (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number, headers: Record<string, unknown>, json: unknown, text: string }> {
   const res = await request(gw.url + path, { method: method as 'GET', headers, body })

@@ -6,8 +6,9 @@ import t from 'tap'
 import net from 'node:net'
 import { request } from 'undici'
 import { sendChunks, startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from '../../support/tokens.js'
+import { eventually } from '../../support/wait.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import { bearer, signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 let up: StubUpstream

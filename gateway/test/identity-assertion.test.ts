@@ -6,7 +6,7 @@ import { decodeProtectedHeader, jwtVerify } from 'jose'
 import { ASSERTION_LIFETIME_SEC, IdentityAssertionSigner, REFRESH_BEFORE_EXPIRY_SEC } from '../src/pipeline/identity-assertion.js'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { startGateway, type RunningGateway } from './helpers/gateway.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
 import { ASSERTION_KEYS, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 

@@ -4,8 +4,9 @@
 import t from 'tap'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { makeKey, signWith, type TestKey } from '../../support/tokens.js'
+import { eventually } from '../../support/wait.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import { bearer, makeKey, signWith, type TestKey } from '../../support/tokens.js'
 import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 
 let up: StubUpstream

@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js'
 import { plaintextJwksWarning } from '../src/keys/jwks.js'
 import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
 import { startUpstream } from './helpers/upstream.js'
-import { eventually } from './helpers/gateway.js'
+import { eventually } from '../../support/wait.js'
 
 t.test('request lines carry reqId and userId; tokens and cookies are never logged', async (t) => {
   const up = await startUpstream()

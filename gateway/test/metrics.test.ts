@@ -4,9 +4,10 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { request } from 'undici'
-import { bearer, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import type { TapTest } from '../../support/test-context.js'
 import { startJwks } from '../../support/jwks-server.js'
-import { makeKey, signHs, signWith } from '../../support/tokens.js'
+import { bearer, makeKey, signHs, signWith } from '../../support/tokens.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { increase, parseMetrics } from '../../support/prometheus.js'
 

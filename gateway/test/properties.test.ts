@@ -12,7 +12,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { startUpstream, type Recorded, type StubUpstream } from './helpers/upstream.js'
-import { startGateway, type RunningGateway } from './helpers/gateway.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
 import { jwtVerify } from 'jose'
 import { wellFormedRequestId } from 'identity-rules'
 import { ASSERTION_KEYS, signHs } from '../../support/tokens.js'

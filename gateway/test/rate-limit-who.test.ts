@@ -8,9 +8,10 @@ import { request } from 'undici'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import type { TapTest } from '../../support/test-context.js'
 import { startJwks } from '../../support/jwks-server.js'
-import { makeKey, signHs, signWith } from '../../support/tokens.js'
+import { bearer, makeKey, signHs, signWith } from '../../support/tokens.js'
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 

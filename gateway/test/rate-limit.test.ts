@@ -7,8 +7,9 @@ import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, eventually, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
+import { eventually } from '../../support/wait.js'
+import { startGateway } from '../../support/gateway.js'
+import { ASSERTION_ENV, AUDIENCE, bearer, SECRET, signHs } from '../../support/tokens.js'
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 

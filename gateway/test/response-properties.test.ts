@@ -14,8 +14,8 @@ import t from 'tap'
 import fc from 'fast-check'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { signHs } from '../../support/tokens.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import { bearer, signHs } from '../../support/tokens.js'
 import { SECURITY_HEADERS } from '../src/response-headers.js'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)

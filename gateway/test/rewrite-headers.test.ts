@@ -4,28 +4,15 @@
 // headers are set, never appended. Sent raw over a socket so every spelling reaches the gateway as written.
 import t from 'tap'
 import { FORWARDED_REQUEST_HEADERS, GATEWAY_SET_HEADERS, rewriteHeaders } from '../src/pipeline/rewrite-headers.js'
-import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { startGateway, type RunningGateway, type TapTest } from './helpers/gateway.js'
+import { stubbedGateway } from './helpers/upstream.js'
+import { startGateway } from '../../support/gateway.js'
+import type { TapTest } from '../../support/test-context.js'
 import { signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
-let up: StubUpstream
-let gw: RunningGateway
-let gwAuth: RunningGateway
-let token: string
-
-t.before(async () => {
-  up = await startUpstream()
-  gw = await startGateway({ TASK_SERVICE_URL: up.url })
-  gwAuth = await startGateway({ TASK_SERVICE_URL: up.url, FORWARD_AUTHORIZATION: 'true' })
-  token = await signHs({ sub: 'real-user' })
-})
-t.teardown(async () => {
-  await gw.close()
-  await gwAuth.close()
-  await up.close()
-})
-t.beforeEach(() => { up.received.length = 0 })
+const { up, gw } = await stubbedGateway(t)
+const gwAuth = await startGateway({ TASK_SERVICE_URL: up.url, FORWARD_AUTHORIZATION: 'true' }, { t })
+const token = await signHs({ sub: 'real-user' })
 
 const SPOOFED: Array<[string, string]> = [
   ['X-User-Id', 'attacker'], ['x-user-id', 'attacker2'], ['X-USER-ID', 'attacker3'], ['X_User_Id', 'attacker4'],

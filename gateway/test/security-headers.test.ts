@@ -6,8 +6,8 @@ import t from 'tap'
 import net from 'node:net'
 import { request } from 'undici'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { makeKey, rawHmac, rawSigned, SECRET, signHs, unsigned } from '../../support/tokens.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import { bearer, makeKey, rawHmac, rawSigned, SECRET, signHs, unsigned } from '../../support/tokens.js'
 import { rawHttp } from './helpers/raw.js'
 
 let up: StubUpstream

@@ -6,8 +6,9 @@ import net from 'node:net'
 import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, eventually, startGateway, type RunningGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
+import { eventually } from '../../support/wait.js'
+import { startGateway, type RunningGateway } from '../../support/gateway.js'
+import { ASSERTION_ENV, AUDIENCE, bearer, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let gw: RunningGateway

@@ -5,8 +5,8 @@ import { continueTrace, newSpanId, newTraceId, parseTraceparent } from '../src/t
 import { loadConfig, loadTracingConfig } from '../src/config.js'
 import { routeTemplate } from '../src/metrics.js'
 import { request } from 'undici'
-import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
-import { bearer, startGateway } from './helpers/gateway.js'
+import { ASSERTION_ENV, AUDIENCE, bearer, SECRET, signHs } from '../../support/tokens.js'
+import { startGateway } from '../../support/gateway.js'
 import { startUpstream } from './helpers/upstream.js'
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'

@@ -10,8 +10,8 @@ import { request } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
-import { bearer, startGateway } from './helpers/gateway.js'
-import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
+import { startGateway } from '../../support/gateway.js'
+import { ASSERTION_ENV, AUDIENCE, bearer, SECRET, signHs } from '../../support/tokens.js'
 
 let up: StubUpstream
 let token: string

@@ -6,10 +6,10 @@ import { VerificationCache, type CachedVerification } from '../src/verification-
 import { createAuthenticator, type KeyResolver } from '../src/pipeline/authenticate.js'
 import { JwksKeyStore } from '../src/keys/jwks.js'
 import { importJwk, type VerificationKey } from '../src/keys/import.js'
-import { b64, makeKey, signHs, signWith, type TestKey } from '../../support/tokens.js'
+import { b64, bearer, makeKey, signHs, signWith, type TestKey } from '../../support/tokens.js'
 import { startJwks } from '../../support/jwks-server.js'
 import { startUpstream } from './helpers/upstream.js'
-import { bearer, startGateway } from './helpers/gateway.js'
+import { startGateway } from '../../support/gateway.js'
 
 let k1: TestKey, k2: TestKey
 t.before(async () => {

@@ -10,11 +10,9 @@ import { runMigrations } from '../src/migrate.js'
 import { readUserId } from '../src/identity.js'
 import { ASSERTION_HEADER } from '../src/plugins/gateway-assertion.js'
 import { ASSERTION_KEYS, signAssertion } from '../../support/tokens.js'
+import type { TestContext } from '../../support/test-context.js'
 
-/** The part of a tap Test these helpers need. */
-export interface TestContext {
-  teardown(fn: () => unknown): void
-}
+export type { TestContext }
 
 export const TEST_DATABASE_URL: string | undefined = process.env.TEST_DATABASE_URL || undefined
 export const BACKEND: 'postgres' | 'pglite' = TEST_DATABASE_URL ? 'postgres' : 'pglite'

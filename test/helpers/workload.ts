@@ -14,6 +14,7 @@ import { Agent, request } from 'undici'
 import { mintDevToken } from '../../support/tokens.js'
 import { checkErrorBody } from '../../task-service/test/error-schema.js'
 import { percentile } from '../../support/stats.js'
+import type { TapTest } from '../../support/test-context.js'
 
 export interface Task { id: string, user_id: string, title: string, description: string | null, completed: boolean }
 
@@ -76,6 +77,16 @@ export function summary (r: WorkloadResult): string {
     `p50=${percentile(s, 50).toFixed(1)}ms p99=${percentile(s, 99).toFixed(1)}ms ` +
     `lostWrites=${r.lostWrites} partialWrites=${r.partialWrites} phantoms=${r.phantoms} mismatches=${r.mismatches} crossUserLeaks=${r.leaks} ` +
     `crossUserProbes=${r.crossUserProbes} tasksChecked=${r.tasksChecked}`
+}
+
+/** What every run under load must show, whatever else it tolerates: nothing hung, leaked, lost or made up. */
+export function assertIntact (t: Pick<TapTest, 'equal'>, r: WorkloadResult): void {
+  t.equal(r.hung, 0, 'no request hung')
+  t.equal(r.leaks, 0, 'no cross-user leak')
+  t.equal(r.lostWrites, 0, 'no acknowledged write lost')
+  t.equal(r.partialWrites, 0, 'no partial write')
+  t.equal(r.mismatches, 0, 'every task holds its last acknowledged write')
+  t.equal(r.phantoms, 0, 'no task appeared that the client never asked for')
 }
 
 export class Workload {

@@ -2,6 +2,8 @@
 // and answers whatever the test wants.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { startGateway, type RunningGateway } from '../../../support/gateway.js'
+import type { TapTest } from '../../../support/test-context.js'
 
 export interface Recorded {
   method: string
@@ -90,4 +92,26 @@ export async function startUpstream (responder: Responder = defaultResponder): P
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
+}
+
+/** A stub upstream closed at t's teardown. */
+export async function stubUpstream (t: Pick<TapTest, 'teardown'>, responder: Responder = defaultResponder): Promise<StubUpstream> {
+  const up = await startUpstream(responder)
+  t.teardown(() => up.close())
+  return up
+}
+
+/**
+ * The usual file setup: a stub upstream and a test gateway in front of it, both closed at t's teardown (the
+ * gateway first), the upstream's record cleared before each subtest.
+ */
+export async function stubbedGateway (t: Pick<TapTest, 'teardown' | 'beforeEach'>, env: Record<string, string> = {}): Promise<{ up: StubUpstream, gw: RunningGateway }> {
+  const up = await startUpstream()
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, ...env })
+  t.teardown(async () => {
+    await gw.close()
+    await up.close()
+  })
+  t.beforeEach(() => { up.received.length = 0 })
+  return { up, gw }
 }
