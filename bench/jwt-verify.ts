@@ -40,11 +40,13 @@ import { importJwk, type VerificationKey } from '../gateway/src/keys/import.js'
 import { startJwks } from '../support/jwks-server.js'
 import { median } from '../support/stats.js'
 import { hotSpots, readProfiles, type CpuProfile } from './lib/cpu-profile.js'
-import { buildWorkspaceIfStale, gatewayEntry, startGateway } from './lib/gateway.js'
+import { startGateway } from './lib/gateway.js'
+import { buildWorkspaceIfStale, distEntry, repoRoot } from '../support/workspaces.js'
 import { runClosedLoop } from './lib/load.js'
 import { runWrk, wrkInstalled } from './lib/wrk.js'
 import { processCpuMicros } from './lib/proc-stats.js'
-import { hasTaskset, LOAD_CORE, prepareLoadGenerator, restoreSessionPriority, stopAll } from './lib/processes.js'
+import { LOAD_CORE, prepareLoadGenerator, restoreSessionPriority } from './lib/processes.js'
+import { hasTaskset, stopAll } from '../support/processes.js'
 import { createKeys, gatewayAuth, mintPool, mintToken, type TokenAlgorithm } from './lib/tokens.js'
 import { markdownTable } from './lib/table.js'
 import { startUpstream, type HttpTarget } from './lib/upstream.js'
@@ -75,7 +77,6 @@ const ROUNDS = Number(values.rounds)
 const CONCURRENCY = Number(values.concurrency)
 if (![N, ROUNDS, CONCURRENCY].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--tokens, --rounds and --concurrency take positive whole numbers')
 
-const repoRoot = new URL('..', import.meta.url)
 async function loadBaseline (rev: string): Promise<{ createAuthenticator: typeof createAuthenticator, importJwk: (jwk: unknown, algs: string[]) => unknown, dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'jwt-verify-baseline-'))
   for (const file of ['pipeline/authenticate.ts', 'keys/import.ts', 'errors.ts']) {
@@ -233,7 +234,7 @@ async function gatewayAb (tree: string): Promise<number> {
   const ownRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' }).trim()
   const dirty = execFileSync('git', ['status', '--porcelain', '--', 'gateway/src'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' }).trim() !== ''
   buildWorkspaceIfStale('gateway')
-  const entries: Record<Build, string> = { baseline: buildBaseline(tree), jose: gatewayEntry }
+  const entries: Record<Build, string> = { baseline: buildBaseline(tree), jose: distEntry('gateway') }
   prepareLoadGenerator()
   const loadBefore = loadavg()[0] as number
   const workDir = mkdtempSync(join(tmpdir(), 'jwt-gateway-ab-'))

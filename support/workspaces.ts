@@ -57,6 +57,8 @@ export interface SpawnOptions {
   entry?: string
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[]
+  /** A command that runs node, e.g. ['valgrind', '--tool=callgrind']. */
+  launcher?: string[]
   /** Default: the workspace's name. */
   name?: string
   /** Output to <logDir>/<name>.log instead of memory. */
@@ -85,8 +87,13 @@ export async function spawnWorkspace (workspace: Workspace, env: Record<string, 
   const nodeFlags = options.nodeFlags ?? []
   const managed = startProcess({
     name: options.name ?? workspace,
-    command: process.execPath,
-    args: [...nodeFlags, ...(entry.endsWith('.ts') && !nodeFlags.includes('tsx') ? ['--import', 'tsx'] : []), entry],
+    command: options.launcher?.[0] ?? process.execPath,
+    args: [
+      ...(options.launcher !== undefined ? [...options.launcher.slice(1), process.execPath] : []),
+      ...nodeFlags,
+      ...(entry.endsWith('.ts') && !nodeFlags.includes('tsx') ? ['--import', 'tsx'] : []),
+      entry
+    ],
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ...env },
     cwd: repoRoot,
     ...(options.logDir !== undefined ? { logDir: options.logDir } : {}),

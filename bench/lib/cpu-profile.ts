@@ -4,7 +4,7 @@
 // optimising the gateway's hot path.
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { repoRoot } from './gateway.js'
+import { repoRoot } from '../../support/workspaces.js'
 
 interface CallFrame {
   functionName: string

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { freePort } from '../../support/ports.js'
-import { PROXY_CORE, startProcess, waitForHttp } from './processes.js'
+import { waitForHttp } from '../../support/processes.js'
+import { PROXY_CORE, startProcess } from './processes.js'
 import type { HttpTarget } from './upstream.js'
 
 export function haproxyVersion (): string | undefined {

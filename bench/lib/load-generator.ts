@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ClosedLoopJob } from '../clients/closed-loop-client.js'
 import type { LoadResult } from './load.js'
-import { logTail, startProcess } from './processes.js'
+import { logTail } from '../../support/processes.js'
+import { startProcess } from './processes.js'
 import { runWrk } from './wrk.js'
 
 const clientScript = fileURLToPath(new URL('../clients/closed-loop-client.ts', import.meta.url))
@@ -58,7 +59,7 @@ export function autocannonGenerator (workers: number): LoadGenerator {
         writeFileSync(jobFile, JSON.stringify(job))
         const managed = startProcess({ name: `closed-loop-${id}-${w}`, command: process.execPath, args: ['--import', 'tsx', clientScript, jobFile, resultFile], core: load.core, logDir: load.workDir })
         const killer = setTimeout(() => managed.child.kill('SIGKILL'), (load.seconds + 60) * 1000)
-        const code = await managed.exited
+        const { code } = await managed.exited
         clearTimeout(killer)
         if (code !== 0) throw new Error(`autocannon worker exited with ${code}:\n${logTail(managed)}`)
         const result = JSON.parse(readFileSync(resultFile, 'utf8')) as LoadResult

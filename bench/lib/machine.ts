@@ -3,7 +3,8 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { BENCH_NICENESS, canRaisePriority, hasTaskset } from './processes.js'
+import { hasTaskset } from '../../support/processes.js'
+import { BENCH_NICENESS, canRaisePriority } from './processes.js'
 
 export interface MachineInfo {
   cpus: number

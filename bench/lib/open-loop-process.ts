@@ -4,7 +4,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { OpenLoopJob, OpenLoopTargetResult } from '../clients/open-loop-client.js'
-import { logTail, startProcess } from './processes.js'
+import { logTail } from '../../support/processes.js'
+import { startProcess } from './processes.js'
 
 const clientScript = fileURLToPath(new URL('../clients/open-loop-client.ts', import.meta.url))
 
@@ -21,7 +22,7 @@ export async function runOpenLoopProcess (job: OpenLoopJob, workDir: string, cor
   const limitMs = windows * (job.windowSeconds * 1000 + 10_000) + 60_000
   let timer: NodeJS.Timeout | undefined
   const code = await Promise.race([
-    managed.exited,
+    managed.exited.then((exit) => exit.code),
     new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), limitMs) })
   ])
   clearTimeout(timer)

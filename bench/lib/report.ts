@@ -2,7 +2,7 @@
 // markers; the prose around them (method, how to read the table) is written by people and kept as is.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { repoRoot } from './gateway.js'
+import { repoRoot } from '../../support/workspaces.js'
 
 export const reportPath = join(repoRoot, 'docs', 'performance.md')
 

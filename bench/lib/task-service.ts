@@ -1,39 +1,22 @@
-// The real task service for --e2e: `node task-service/dist/server.js`, configured by its environment.
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { ASSERTION_KEYS } from '../../support/tokens.js'
-import { buildWorkspaceIfStale, repoRoot } from './gateway.js'
-import { freePort } from '../../support/ports.js'
-import { startProcess, waitForHttp } from './processes.js'
+// The real task service for --e2e: its build (`node task-service/dist/server.js`), started by
+// support/task-service.ts, configured by its environment.
+import { spawnTaskService } from '../../support/task-service.js'
+import { benchNiceness } from './processes.js'
 import type { HttpTarget } from './upstream.js'
 
-export function taskServiceSourceExists (): boolean {
-  return existsSync(join(repoRoot, 'task-service', 'src', 'server.ts'))
-}
-
 export async function startTaskService (options: { name: string; databaseUrl?: string; dataDir: string; logDir: string }): Promise<HttpTarget> {
-  buildWorkspaceIfStale('task-service')
-  const port = await freePort()
-  const managed = startProcess({
+  const managed = await spawnTaskService({
+    LOG_LEVEL: 'info',
+    DATA_DIR: options.dataDir,
+    // Unset DATABASE_URL selects the embedded PGlite, which is what the PGlite rows measure.
+    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {})
+  }, {
+    from: 'dist',
     name: options.name,
-    command: process.execPath,
-    args: [join(repoRoot, 'task-service', 'dist', 'server.js')],
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'production',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      DATA_DIR: options.dataDir,
-      GATEWAY_ASSERTION_PUBLIC_KEY: ASSERTION_KEYS.publicKeyPem,
-      // Unset DATABASE_URL selects the embedded PGlite, which is what the PGlite rows measure.
-      ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {})
-    },
     logDir: options.logDir,
-    cwd: repoRoot
+    ...(benchNiceness !== undefined ? { niceness: benchNiceness } : {}),
+    // PGlite initialises a WASM Postgres and runs the migrations: give it time.
+    timeoutMs: 60_000
   })
-  const baseUrl = `http://127.0.0.1:${port}`
-  // PGlite initialises a WASM Postgres and runs the migrations: give it time.
-  await waitForHttp(managed, `${baseUrl}/readyz`, 60_000)
-  return { managed, baseUrl }
+  return { managed, baseUrl: managed.url }
 }

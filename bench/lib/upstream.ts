@@ -2,7 +2,8 @@
 // (also the "Node http hello world" reference when pinned to the proxy core) and the bare Node proxy floor.
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../../support/ports.js'
-import { startProcess, waitForHttp, type Managed } from './processes.js'
+import { waitForHttp, type Managed } from '../../support/processes.js'
+import { startProcess } from './processes.js'
 
 const upstreamScript = fileURLToPath(new URL('../servers/upstream-server.ts', import.meta.url))
 const floorScript = fileURLToPath(new URL('../servers/node-floor-proxy.ts', import.meta.url))

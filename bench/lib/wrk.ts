@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { hasTaskset } from './processes.js'
+import { hasTaskset } from '../../support/processes.js'
 
 export function wrkInstalled (): boolean {
   return spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error === undefined
