@@ -3,10 +3,8 @@
 import t from 'tap'
 import { authorize, isRejection, normalizePath } from '../src/pipeline/authorize.js'
 import { stubbedGateway } from './helpers/upstream.js'
-import type { AddressInfo } from 'node:net'
-import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
-import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
+import { startGateway } from '../../support/gateway.js'
+import { signHs } from '../../support/tokens.js'
 import { rawHttp, req } from './helpers/raw.js'
 
 const { up, gw } = await stubbedGateway(t)
@@ -150,10 +148,8 @@ t.test('malformed percent-encoding (FST_ERR_BAD_URL): the gateway\'s own JSON, n
   t.equal(up.received.length, 0, 'nothing forwarded')
 
   const lines: string[] = []
-  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TASK_SERVICE_URL: up.url }), { logStream: { write: (l) => { lines.push(l) } } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(async () => { await app.close() })
-  await rawHttp((app.server.address() as AddressInfo).port, req('GET', `/api/tasks/${token}%zz`, [['X-Request-Id', 'rid-log']]))
+  const logged = await startGateway({ TASK_SERVICE_URL: up.url }, { t, logStream: { write: (l) => { lines.push(l) } } })
+  await rawHttp(logged.port, req('GET', `/api/tasks/${token}%zz`, [['X-Request-Id', 'rid-log']]))
   const mine = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === 'rid-log')
   t.equal(mine.filter((l) => l.msg === 'request completed').length, 1, 'one completion line')
   t.match(mine.find((l) => l.msg === 'request completed'), { statusCode: 401 })

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
-import { buildApp } from '../src/app.js'
+import { startGateway } from '../../support/gateway.js'
 import { ASSERTION_ENV, SECRET } from '../../support/tokens.js'
 import { startUpstream } from './helpers/upstream.js'
 
@@ -137,9 +137,8 @@ t.test('token purpose: JWT_AUDIENCE=* accepts any audience, with a warning at ev
   t.equal(c.jwt.audience, undefined)
   for (const [audience, warned] of [['*', true], ['todo-api', false]] as const) {
     const lines: string[] = []
-    const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: audience, TASK_SERVICE_URL: 'http://127.0.0.1:9' }), { logStream: { write: (l) => { lines.push(l) } } })
-    await app.ready()
-    await app.close()
+    const { close } = await startGateway({ JWT_AUDIENCE: audience, TASK_SERVICE_URL: 'http://127.0.0.1:9' }, { listen: false, logStream: { write: (l) => { lines.push(l) } } })
+    await close()
     const warning = lines.map((l) => JSON.parse(l) as { level: number, msg: string }).find((l) => l.msg.includes('JWT_AUDIENCE=*'))
     if (warned) t.match(warning, { level: 40, msg: /tokens for any audience are accepted/ }, 'warned')
     else t.equal(warning, undefined, 'no warning with an audience')

@@ -1,21 +1,20 @@
 // Logs: one pino line per request with request id and user id; Authorization and cookies never appear.
 import t from 'tap'
-import net, { type AddressInfo } from 'node:net'
+import net from 'node:net'
 import { request } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { plaintextJwksWarning } from '../src/keys/jwks.js'
-import { ASSERTION_ENV, AUDIENCE, SECRET, signHs } from '../../support/tokens.js'
+import { ASSERTION_ENV, AUDIENCE, signHs } from '../../support/tokens.js'
 import { startUpstream } from './helpers/upstream.js'
 import { eventually } from '../../support/wait.js'
+import { startGateway } from '../../support/gateway.js'
 
 t.test('request lines carry reqId and userId; tokens and cookies are never logged', async (t) => {
   const up = await startUpstream()
   const lines: string[] = []
-  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TASK_SERVICE_URL: up.url }), { logStream: { write: (l) => { lines.push(l) } } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(async () => { await app.close(); await up.close() })
-  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  t.teardown(() => up.close())
+  const { url } = await startGateway({ TASK_SERVICE_URL: up.url }, { t, logStream: { write: (l) => { lines.push(l) } } })
   const token = await signHs({ sub: 'log-user' })
   const ok = await request(url + '/api/tasks', { headers: { authorization: `Bearer ${token}`, cookie: 'session=cookie-secret', 'x-request-id': 'rid-1' } })
   await ok.body.dump()
@@ -56,10 +55,9 @@ t.test('a response cut short still gets exactly one access line, marked aborted 
     // before-head: never answers
   })
   const lines: string[] = []
-  const app = await buildApp(loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TASK_SERVICE_URL: up.url, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }), { logStream: { write: (l) => { lines.push(l) } } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(async () => { hold?.destroy(); await app.close(); await up.close() })
-  const port = (app.server.address() as AddressInfo).port
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url }, { logStream: { write: (l) => { lines.push(l) } } })
+  t.teardown(async () => { hold?.destroy(); await gw.close(); await up.close() })
+  const port = gw.port
   const token = await signHs({ sub: 'cut-user' })
   const completions = (rid: string): Array<Record<string, unknown>> =>
     lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === rid && l.msg === 'request completed')

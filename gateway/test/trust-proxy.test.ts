@@ -5,9 +5,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
-import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { startGateway } from '../../support/gateway.js'
@@ -102,11 +100,8 @@ t.test('TRUST_PROXY=true takes the left-most entry; a hop count takes the n-th f
 
 t.test('behind a trusted proxy the per-address limit counts each client, not the proxy; the log shows the client', async (t) => {
   const lines: string[] = []
-  const config = loadConfig({ ...ASSERTION_ENV, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', TASK_SERVICE_URL: up.url, TRUST_PROXY: '127.0.0.1', RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' })
-  const app = await buildApp(config, { logStream: { write: (l) => { lines.push(l) } } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/api/tasks`
+  const gw = await startGateway({ TASK_SERVICE_URL: up.url, TRUST_PROXY: '127.0.0.1', RATE_LIMIT_IP_MAX: '2', RATE_LIMIT_WINDOW_MS: '60000' }, { t, logStream: { write: (l) => { lines.push(l) } } })
+  const url = `${gw.url}/api/tasks`
   const from = async (ip: string): Promise<number> => {
     const res = await request(url, { headers: { authorization: 'Bearer not.a.token', 'x-forwarded-for': ip } })
     await res.body.dump()
