@@ -22,8 +22,7 @@ import { replaceMeasuredSection, writeBenchResult } from './lib/report.js'
 import { formatNumber } from './lib/table.js'
 import { startTaskService } from './lib/task-service.js'
 import { taskServiceSourceExists } from '../support/task-service.js'
-import { createKeys, gatewayAuth, mintPool, userIdFor } from './lib/tokens.js'
-import { startJwks } from '../support/jwks-server.js'
+import { gatewayAuth, mintPool, startKeyServer, userIdFor } from './lib/tokens.js'
 import { ASSERTION_KEYS } from '../support/tokens.js'
 
 const USERS = 16
@@ -57,9 +56,7 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
   const machine = describeMachine()
   const perOperation = options.quick ? 400 : 3000
   const concurrency = Math.min(options.connections, USERS)
-  const jwks = await startJwks()
-  const keys = await createKeys(jwks.origin)
-  jwks.keys = [keys.eddsaPublicJwk]
+  const { jwks, keys } = await startKeyServer()
   const tokens = await mintPool(keys, 'HS256', USERS)
   // The gateway's own signer and the key the bench gateway is given: the direct requests carry exactly the
   // assertion the gateway would have attached for that user (one per user, reused, as the gateway does).

@@ -17,12 +17,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startGateway } from './lib/gateway.js'
-import { startJwks } from '../support/jwks-server.js'
 import { LOAD_CORE, prepareLoadGenerator, restoreSessionPriority } from './lib/processes.js'
 import { hasTaskset, stopAll } from '../support/processes.js'
 import { processCpuMicros } from './lib/proc-stats.js'
 import { median } from '../support/stats.js'
-import { createKeys, gatewayAuth, mintToken, type TokenAlgorithm } from './lib/tokens.js'
+import { gatewayAuth, mintToken, startKeyServer, type TokenAlgorithm } from './lib/tokens.js'
 import { startUpstream, type HttpTarget } from './lib/upstream.js'
 
 const ENGINES = ['dispatcher', 'reply-from'] as const
@@ -69,9 +68,7 @@ async function main (): Promise<number> {
   prepareLoadGenerator()
   const workDir = mkdtempSync(join(tmpdir(), 'forwarder-ab-'))
   try {
-    const jwks = await startJwks()
-    const keys = await createKeys(jwks.origin)
-    jwks.keys = [keys.eddsaPublicJwk]
+    const { jwks, keys } = await startKeyServer()
     const upstream = await startUpstream('upstream', workDir, LOAD_CORE)
     const gateways = new Map<Engine, HttpTarget>()
     for (const engine of ENGINES) {

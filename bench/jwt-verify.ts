@@ -37,7 +37,6 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createAuthenticator } from '../gateway/src/pipeline/authenticate.js'
 import { importJwk, type VerificationKey } from '../gateway/src/keys/import.js'
-import { startJwks } from '../support/jwks-server.js'
 import { median } from '../support/stats.js'
 import { hotSpots, readProfiles, type CpuProfile } from './lib/cpu-profile.js'
 import { startGateway } from './lib/gateway.js'
@@ -47,7 +46,7 @@ import { runWrk, wrkInstalled } from './lib/wrk.js'
 import { processCpuMicros } from './lib/proc-stats.js'
 import { LOAD_CORE, prepareLoadGenerator, restoreSessionPriority } from './lib/processes.js'
 import { hasTaskset, stopAll } from '../support/processes.js'
-import { createKeys, gatewayAuth, mintPool, mintToken, type TokenAlgorithm } from './lib/tokens.js'
+import { createKeys, gatewayAuth, mintPool, mintToken, startKeyServer, type TokenAlgorithm } from './lib/tokens.js'
 import { markdownTable } from './lib/table.js'
 import { startUpstream, type HttpTarget } from './lib/upstream.js'
 
@@ -239,9 +238,7 @@ async function gatewayAb (tree: string): Promise<number> {
   const loadBefore = loadavg()[0] as number
   const workDir = mkdtempSync(join(tmpdir(), 'jwt-gateway-ab-'))
   try {
-    const jwks = await startJwks()
-    const keys = await createKeys(jwks.origin)
-    jwks.keys = [keys.eddsaPublicJwk]
+    const { jwks, keys } = await startKeyServer()
     const upstream = await startUpstream('upstream', workDir, LOAD_CORE)
     const gateways = new Map<Build, HttpTarget & { cgOut: string, dumps: number }>()
     for (const build of BUILDS) {

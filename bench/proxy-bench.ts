@@ -17,7 +17,6 @@ import { startGateway, type GatewayOptions } from './lib/gateway.js'
 import { gatewaySourceExists } from '../support/gateway.js'
 import { buildWorkspaceIfStale } from '../support/workspaces.js'
 import { haproxyVersion, isSupportedHaproxy, startHaproxy } from './lib/haproxy.js'
-import { startJwks } from '../support/jwks-server.js'
 import { autocannonGenerator, wrkGenerator, type LoadGenerator } from './lib/load-generator.js'
 import { describeMachine } from './lib/machine.js'
 import { nginxVersion, startNginx } from './lib/nginx.js'
@@ -37,7 +36,7 @@ import {
 } from './lib/proxy-report.js'
 import { replaceMeasuredSection, writeBenchResult } from './lib/report.js'
 import { formatNumber, markdownTable } from './lib/table.js'
-import { createKeys, gatewayAuth, mintPool, userIdFor, type BenchKeys, type TokenAlgorithm } from './lib/tokens.js'
+import { gatewayAuth, mintPool, startKeyServer, userIdFor, type BenchKeys, type TokenAlgorithm } from './lib/tokens.js'
 import { startNodeFloorProxy, startUpstream, type HttpTarget } from './lib/upstream.js'
 import { ensureWrk } from './lib/wrk.js'
 
@@ -134,9 +133,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
     notes.push(`Load generator: ${generator.description} instead of wrk, because ${wrkProblem}. Fast proxies may not saturate: check the core use column.`)
   }
 
-  const jwks = await startJwks()
-  const keys = await createKeys(jwks.origin)
-  jwks.keys = [keys.eddsaPublicJwk]
+  const { jwks, keys } = await startKeyServer()
 
   let nginx = options.nginx ? nginxVersion() : undefined
   if (options.nginx && nginx === undefined) notes.push('nginx is not installed: Node upstream, no nginx row (Debian: `apt-get install nginx-light`).')

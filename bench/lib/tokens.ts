@@ -3,6 +3,7 @@
 // email and name, iss and aud = the auth server's origin), so that the gateway parses realistic tokens.
 import { randomBytes } from 'node:crypto'
 import type { JWK } from 'jose'
+import { startJwks, type JwksServer } from '../../support/jwks-server.js'
 import { makeKey, signHs, signWith, type TestKey } from '../../support/tokens.js'
 
 export interface BenchKeys {
@@ -32,6 +33,14 @@ export async function createKeys (issuer: string): Promise<BenchKeys> {
     issuer,
     audience: issuer
   }
+}
+
+/** A JWKS server publishing fresh keys' EdDSA public key, the keys' issuer and audience being its origin. */
+export async function startKeyServer (): Promise<{ jwks: JwksServer, keys: BenchKeys }> {
+  const jwks = await startJwks()
+  const keys = await createKeys(jwks.origin)
+  jwks.keys = [keys.eddsaPublicJwk]
+  return { jwks, keys }
 }
 
 /** The gateway settings that make it accept these keys' tokens. */
