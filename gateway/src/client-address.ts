@@ -4,6 +4,9 @@
 import { isIPv4, isIPv6 } from 'node:net'
 
 export function addressKey (address: string): string {
+  // No colon: neither IPv6 nor IPv4-mapped, the key is the address as it is (the common IPv4 case, without
+  // running isIPv6's pattern on every request).
+  if (!address.includes(':')) return address
   if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return address.slice(7)
   const bare = address.split('%')[0] as string
   if (!isIPv6(bare)) return address

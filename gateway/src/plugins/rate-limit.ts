@@ -130,6 +130,11 @@ function count (limiter: Limiter, key: string, request: FastifyRequest, reply: F
 class BlockedAddresses {
   private readonly until = new Map<string, number>()
 
+  /** True when no address is blocked: callers then need no key at all. */
+  get empty (): boolean {
+    return this.until.size === 0
+  }
+
   /** Milliseconds until `key` is unblocked, or 0 when it is not blocked. */
   remainingMs (key: string): number {
     if (this.until.size === 0) return 0
@@ -201,7 +206,7 @@ export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, se
   const limits: RateLimits = {
     addressBlocked: perAddress === undefined
       ? () => false
-      : (request) => blocked.remainingMs(keyOf(request)) > 0,
+      : (request) => !blocked.empty && blocked.remainingMs(keyOf(request)) > 0,
     refuseAddress (request, reply) {
       if (perAddress === undefined) return
       refuse(perAddress, request, reply, Math.ceil(blocked.remainingMs(keyOf(request)) / 1000))
