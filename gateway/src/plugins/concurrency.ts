@@ -36,7 +36,11 @@ export const concurrency = fp<ConcurrencySettings>(function concurrency (app, se
     inFlight.set(sub, n + 1)
     let held = true
     const res = reply.raw
-    const socket = request.raw.socket
+    // A response ends with 'close' — except a pipelined one whose client left before its turn, which
+    // never gets a socket of its own: its connection's 'close' frees the slot then. A response that has
+    // its socket already emits 'close' when that connection closes, so only a waiting one needs the
+    // connection watched (no listener added to and removed from a keep-alive socket per request).
+    const socket = res.socket === null ? request.raw.socket : null
     const release = (): void => {
       if (!held) return
       held = false
@@ -46,8 +50,6 @@ export const concurrency = fp<ConcurrencySettings>(function concurrency (app, se
       if (left <= 0) inFlight.delete(sub)
       else inFlight.set(sub, left)
     }
-    // A response ends with 'close' — except a pipelined one whose client left before its turn, which
-    // never gets a socket of its own: its connection's 'close' frees the slot then.
     res.once('close', release)
     socket?.once('close', release)
     return true
