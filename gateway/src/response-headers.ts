@@ -1,6 +1,7 @@
 // Headers the gateway puts on every response, whoever produced the body: the gateway itself (errors,
 // health, OpenAPI) through Fastify's reply, or the task service through the forwarder, which writes
-// the response head itself. One function sets them on the reply for both, so the paths cannot drift.
+// the response head itself. Both take them from the same table and the same rules (setGatewayHeaders and
+// gatewayHeadersForForwarding below, side by side), so the paths cannot drift.
 import type { FastifyReply } from 'fastify'
 
 /** Security headers on every response. `cache-control: no-store`: every API answer is per-user. */
@@ -30,15 +31,20 @@ export function setGatewayHeaders (reply: FastifyReply, closeConnection: boolean
 }
 
 /**
- * For a head the forwarder writes itself: setGatewayHeaders(), then every header on the reply (those
- * plus what earlier hooks set: CORS, rate limit) appended to `out`, a flat [name, value, …] list.
+ * For a head the forwarder writes itself: every header on the reply (what earlier hooks set: CORS, rate
+ * limit) with the gateway's headers applied as setGatewayHeaders() applies them — the same names, values and
+ * order — appended to `out`, a flat [name, value, …] list. They are applied to the reply's copy rather than
+ * to the reply, which is hijacked once the head is out: no header set and removed per forwarded request.
  * Returns a test for the names the gateway set: a task-service header of the same name is left out
  * (the gateway's wins), except Vary, a list both sides add to (CORS: Origin; the task service: whatever
  * its answer varies on).
  */
 export function gatewayHeadersForForwarding (out: string[], reply: FastifyReply, closeConnection: boolean): (name: string) => boolean {
-  setGatewayHeaders(reply, closeConnection)
   const own = reply.getHeaders()
+  own['x-request-id'] = reply.request.id
+  for (const [name, value] of SECURITY_HEADER_ENTRIES) own[name] = value
+  for (const name of BANNER_HEADERS) if (Object.hasOwn(own, name)) delete own[name]
+  if (closeConnection) own.connection = 'close'
   for (const name in own) {
     const value = own[name]
     if (value === undefined) continue
