@@ -58,6 +58,13 @@ export interface RewriteInput {
   tracestate?: string | undefined
 }
 
+const NON_ASCII = /[^\p{ASCII}]/u
+
+/** `s` as UTF-8 bytes spelled one Latin-1 character per byte (how Node writes a header value): `s` itself when ASCII. */
+function latin1Bytes (s: string): string {
+  return !NON_ASCII.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1')
+}
+
 /** Builds the complete header set sent to the task service. */
 export function rewriteHeaders (input: RewriteInput): Record<string, string> {
   const raw = input.rawHeaders
@@ -87,7 +94,7 @@ export function rewriteHeaders (input: RewriteInput): Record<string, string> {
     else if (!SINGLE_VALUED.has(name)) out[name] = prev + ', ' + value
   }
   // ---- set by the gateway (GATEWAY_SET_HEADERS): set, never appended ----
-  out['x-user-id'] = Buffer.from(input.sub, 'utf8').toString('latin1')
+  out['x-user-id'] = latin1Bytes(input.sub)
   out['x-gateway-assertion'] = input.assertion
   out['x-request-id'] = input.requestId
   if (input.clientIp !== undefined) out['x-forwarded-for'] = input.clientIp
