@@ -3,9 +3,10 @@
 // one user trickling uploads cannot hold the pool: everyone else is served, the abuser gets 429s.
 import t from 'tap'
 import net from 'node:net'
+import type { ServerResponse } from 'node:http'
 import { request } from 'undici'
 import { loadConfig } from '../src/config.js'
-import { startUpstream, type StubUpstream } from './helpers/upstream.js'
+import { defaultResponder, startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { eventually } from '../../support/wait.js'
 import { startGateway } from '../../support/gateway.js'
 import { ASSERTION_ENV, AUDIENCE, bearer, SECRET, signHs } from '../../support/tokens.js'
@@ -119,4 +120,27 @@ t.test('a client that leaves mid-body: nothing is sent to the task service, its 
   tr.destroy()
   await eventually(async () => (await get(gw.url, token)).status === 200, 10_000)
   t.equal(up.tasks().filter((r) => r.method === 'POST').length, 0)
+})
+
+t.test('pipelined requests whose client leaves before their answers give their slots back', async (t) => {
+  // The task service holds every request marked hold=1 (until the test ends) and answers the rest at once.
+  const held: ServerResponse[] = []
+  const slow = await startUpstream((req, res, body) => {
+    if ((req.url ?? '').includes('hold=1')) held.push(res)
+    else defaultResponder(req, res, body)
+  })
+  t.teardown(async () => { for (const res of held) res.destroy(); await slow.close() })
+  const gw = await startGateway({ TASK_SERVICE_URL: slow.url, MAX_CONCURRENT_REQUESTS_PER_USER: '3' })
+  t.teardown(() => gw.close())
+  const token = await signHs({ sub: 'pipeliner' })
+  const socket = net.connect(gw.port, '127.0.0.1')
+  socket.on('error', () => {})
+  // Three requests on one connection: the first answer has the socket, the other two wait for their turn.
+  const one = `GET /api/tasks?hold=1 HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer ${token}\r\n\r\n`
+  socket.write(one + one + one)
+  await eventually(() => held.length === 3, 10_000)
+  t.equal((await get(gw.url, token)).code, 'too_many_concurrent_requests', 'three in flight: the user is at the cap')
+  socket.destroy()
+  await eventually(async () => (await get(gw.url, token)).status === 200, 10_000)
+  t.pass('all three slots are free once the connection is gone')
 })
