@@ -1,9 +1,10 @@
 // The trickle attack, measured (docs/reliability.md): one user opens ATTACK_UPLOADS chunked POSTs that
-// send one byte every 2 s, while OTHER_USERS other users (4 requests in flight each) work for SECONDS
+// send one byte every 2 s, while OTHER_USERS other users (4 requests in flight each, RATE_PER_USER requests
+// a second each: under the per-user rate limit, so any 429 they get is the attack's doing) work for SECONDS
 // seconds. Prints the other users' latency percentiles and statuses, and what the attacker got.
 // Gateway with its defaults (in this process) in front of a stub task service (another process would be
 // fairer to latency; in-process keeps the run self-contained). Bounded: 127.0.0.1 only, stops by itself.
-//   npx tsx bench/trickle-attack.ts            (ATTACK_UPLOADS=200 OTHER_USERS=20 SECONDS=15)
+//   npx tsx bench/trickle-attack.ts            (ATTACK_UPLOADS=200 OTHER_USERS=20 RATE_PER_USER=100 SECONDS=15)
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
@@ -14,6 +15,7 @@ import { ASSERTION_KEYS, signHs } from '../support/tokens.js'
 const UPLOADS = Number(process.env.ATTACK_UPLOADS ?? 200)
 const USERS = Number(process.env.OTHER_USERS ?? 20)
 const SECONDS = Number(process.env.SECONDS ?? 15)
+const RATE_PER_USER = Number(process.env.RATE_PER_USER ?? 100)
 const SECRET = 'bench-secret-that-is-long-enough-0123456789'
 
 const upstream = http.createServer((req, res) => {
@@ -60,8 +62,14 @@ const statuses = new Map<number, number>()
 const end = Date.now() + SECONDS * 1000
 await Promise.all(Array.from({ length: USERS }, async (_, u) => {
   const token = await sign(`user-${u}`)
-  await Promise.all(Array.from({ length: 4 }, async () => {
+  await Promise.all(Array.from({ length: 4 }, async (_, w) => {
+    // Each of the user's 4 workers sends a quarter of its rate, on a schedule (a late request is not made up).
+    const gapMs = 4_000 / RATE_PER_USER
+    let next = performance.now() + w * gapMs / 4
     while (Date.now() < end) {
+      const wait = next - performance.now()
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+      next = Math.max(next + gapMs, performance.now())
       const t0 = performance.now()
       const res = await request(`http://127.0.0.1:${port}/api/tasks`, { dispatcher: agent, headers: { authorization: `Bearer ${token}` } })
       await res.body.dump()
@@ -77,7 +85,7 @@ const pct = (p: number): string => (latencies[Math.min(latencies.length - 1, Mat
 console.log(JSON.stringify({
   attackUploads: UPLOADS,
   attacker: { refused429: attack.refused429, otherAnswers: Object.fromEntries(attack.other), stillOpenUnanswered: UPLOADS - attack.refused429 - [...attack.other.values()].reduce((a, b) => a + b, 0) },
-  others: { users: USERS, requests: latencies.length, perSecond: Math.round(latencies.length / SECONDS), statuses: Object.fromEntries(statuses), p50ms: pct(0.5), p99ms: pct(0.99), maxMs: pct(1) }
+  others: { users: USERS, ratePerUser: RATE_PER_USER, requests: latencies.length, perSecond: Math.round(latencies.length / SECONDS), statuses: Object.fromEntries(statuses), p50ms: pct(0.5), p99ms: pct(0.99), maxMs: pct(1) }
 }, null, 2))
 await agent.close()
 await app.close()
