@@ -8,18 +8,12 @@ import type { ClosedLoopJob } from '../clients/closed-loop-client.js'
 import type { LoadResult } from './load.js'
 import { logTail } from '../../support/processes.js'
 import { startProcess } from './processes.js'
-import { runWrk } from './wrk.js'
+import { runWrk, type WrkRun } from './wrk.js'
 
 const clientScript = fileURLToPath(new URL('../clients/closed-loop-client.ts', import.meta.url))
 
-export interface LoadRun {
-  url: string
-  tokens: string[]
-  connections: number
-  seconds: number
-  core?: number
-  workDir: string
-}
+/** One window of load: the same description whether wrk or the autocannon workers drive it. */
+export type LoadRun = WrkRun
 
 export interface LoadGenerator {
   /** How the table describes it. */

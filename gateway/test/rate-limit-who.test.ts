@@ -5,15 +5,13 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { request } from 'undici'
-import { Redis } from 'ioredis'
+import { redisAnswers, TEST_REDIS_URL as REDIS_URL } from '../../support/redis.js'
 import type { FastifyInstance } from 'fastify'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { startGateway, type RunningGateway } from '../../support/gateway.js'
 import type { TapTest } from '../../support/test-context.js'
 import { startJwks } from '../../support/jwks-server.js'
 import { bearer, makeKey, signHs, signWith } from '../../support/tokens.js'
-
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 let up: StubUpstream
 t.before(async () => { up = await startUpstream() })
@@ -53,19 +51,6 @@ function countVerifications (t: TapTest): { count: () => number } {
 function tampered (token: string): string {
   const [h, p, s] = token.split('.') as [string, string, string]
   return `${h}.${p.slice(0, -2)}${p.at(-2) === 'A' ? 'B' : 'A'}${p.slice(-1)}.${s}`
-}
-
-async function redisAnswers (): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
-  r.on('error', () => {})
-  try {
-    await r.connect()
-    return (await r.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    r.disconnect()
-  }
 }
 
 t.test('defaults: 50 users with valid tokens behind one address, 20,000 requests, not a single 429', async (t) => {

@@ -3,15 +3,13 @@
 // defaults; shared across two gateways through Redis. Who counts where: rate-limit-who.test.ts.
 import t from 'tap'
 import { request } from 'undici'
-import { Redis } from 'ioredis'
+import { redisAnswers, TEST_REDIS_URL as REDIS_URL } from '../../support/redis.js'
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config.js'
 import { startUpstream, type StubUpstream } from './helpers/upstream.js'
 import { eventually } from '../../support/wait.js'
 import { startGateway } from '../../support/gateway.js'
 import { ASSERTION_ENV, AUDIENCE, bearer, SECRET, signHs } from '../../support/tokens.js'
-
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 let up: StubUpstream
 t.before(async () => { up = await startUpstream() })
@@ -24,19 +22,6 @@ async function get (url: string, headers: Record<string, string> = {}): Promise<
   let json = {}
   try { json = JSON.parse(text) } catch { /* not JSON */ }
   return { status: res.statusCode, headers: res.headers, json }
-}
-
-async function redisAnswers (): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
-  r.on('error', () => {})
-  try {
-    await r.connect()
-    return (await r.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    r.disconnect()
-  }
 }
 
 t.test('defaults are generous: at least 100 requests/s per user, a few hundred failures per window per address, and 200 quick requests of one user all pass', async (t) => {
