@@ -19,9 +19,10 @@ export const BANNER_HEADERS: readonly string[] = ['server', 'x-powered-by']
 
 /**
  * Sets the gateway's headers on a reply about to be sent: the request id, the security headers,
- * `Connection: close` while the gateway drains (plugins/drain.ts), and no banner. The one place that
- * decides them, for both kinds of answer: the gateway's own (the onSend hook) and the task service's
- * (the forwarder, through gatewayHeadersForForwarding()).
+ * `Connection: close` while the gateway drains (plugins/drain.ts), and no banner. For the gateway's own
+ * answers (the onSend hook); gatewayHeadersForForwarding() below applies the same rules, from the same
+ * table, to the head the forwarder writes — a change to one is a change to both
+ * (gateway/test/security-headers.test.ts checks every kind of answer).
  */
 export function setGatewayHeaders (reply: FastifyReply, closeConnection: boolean): void {
   reply.header('x-request-id', reply.request.id)
