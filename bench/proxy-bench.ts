@@ -9,51 +9,41 @@
 // - Interleaved rounds (A B C … A B C …), medians; then p99 at a fixed 1,000 requests/s from an
 //   open-loop client, and the gateway's peak RSS.
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import type { BenchOptions } from './lib/args.js'
 import { hotSpots, readProfiles, type HotSpot, type PackageShare } from './lib/cpu-profile.js'
-import { startGateway, type GatewayOptions } from './lib/gateway.js'
-import { gatewaySourceExists } from '../support/gateway.js'
-import { buildWorkspaceIfStale } from '../support/workspaces.js'
+import { benchGatewayOptions, prepareGatewayBuild, startGateway, type GatewayOptions } from './lib/gateway.js'
 import { haproxyVersion, isSupportedHaproxy, startHaproxy } from './lib/haproxy.js'
-import { autocannonGenerator, wrkGenerator, type LoadGenerator } from './lib/load-generator.js'
+import type { LoadGenerator } from './lib/load-generator.js'
 import { describeMachine } from './lib/machine.js'
-import { nginxVersion, startNginx } from './lib/nginx.js'
+import { startNginx } from './lib/nginx.js'
 import { runOpenLoopProcess } from './lib/open-loop-process.js'
-import { watchProcess } from './lib/proc-stats.js'
 import { LOAD_CORE, PROXY_CORE } from './lib/processes.js'
-import { stopProcess, type Managed } from '../support/processes.js'
+import { stopProcess } from '../support/processes.js'
 import {
   checkTargets,
   renderFixedRateTable,
   renderProxyTable,
   renderTargets,
-  SATURATION_THRESHOLD,
-  summarizeRounds,
-  type FixedRateRow,
-  type RoundSample
+  type FixedRateRow
 } from './lib/proxy-report.js'
 import { replaceMeasuredSection, writeBenchResult } from './lib/report.js'
+import {
+  chooseLoadGenerator,
+  CPU_COLUMNS_NOTE,
+  describeRun,
+  gatewayScenario,
+  NO_GATEWAY_NOTE,
+  runnableScenarios,
+  runSaturatedRounds,
+  startBenchUpstream,
+  startFloorScenario,
+  TokenPools,
+  type Scenario
+} from './lib/scenarios.js'
 import { formatNumber, markdownTable } from './lib/table.js'
-import { gatewayAuth, mintPool, startKeyServer, userIdFor, type BenchKeys, type TokenAlgorithm } from './lib/tokens.js'
-import { startNodeFloorProxy, startUpstream, type HttpTarget } from './lib/upstream.js'
-import { ensureWrk } from './lib/wrk.js'
-
-interface Scenario {
-  id: string
-  label: string
-  target: HttpTarget
-  /** The process whose CPU and memory the row reports. */
-  measured: Managed
-  path: string
-  alg: TokenAlgorithm
-  /** Fresh: every request carries a token never seen before. */
-  fresh: boolean
-  /** Whether the upstream must see X-User-Id = the token's sub (false for targets that do no auth). */
-  checksIdentity: boolean
-  gateway: boolean
-}
+import { gatewayAuth, startKeyServer } from './lib/tokens.js'
+import { startUpstream } from './lib/upstream.js'
 
 /** The fixed-rate phase's targets: the upstream alone, the floor, HAProxy and the gateway's cached paths. */
 const FIXED_RATE_SCENARIOS = ['direct', 'node-floor-proxy', 'haproxy-hs256', 'gateway-hs256', 'gateway-eddsa-repeated']
@@ -68,89 +58,20 @@ function fixedRateWindows (options: BenchOptions): number {
   return Math.max(1, Math.round((options.rounds * options.fixedRateSeconds) / FIXED_RATE_WINDOW_SECONDS))
 }
 
-function probe (url: string, token: string): Promise<{ status: number; sawUser: string | undefined }> {
-  return new Promise((resolve) => {
-    const req = request(url, { headers: { authorization: `Bearer ${token}` }, timeout: 5000 }, (res) => {
-      res.resume()
-      res.on('end', () => {
-        const saw = res.headers['x-upstream-saw-user']
-        resolve({ status: res.statusCode ?? 0, sawUser: typeof saw === 'string' ? saw : undefined })
-      })
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', () => resolve({ status: 0, sawUser: undefined }))
-    req.end()
-  })
-}
-
-class TokenPools {
-  private readonly repeated = new Map<TokenAlgorithm, string[]>()
-  /** One pool per round (plus warm-up) so a round never meets a token that an earlier one cached. */
-  private readonly fresh: string[][] = []
-
-  static async mint (keys: BenchKeys, options: BenchOptions, algorithms: TokenAlgorithm[]): Promise<TokenPools> {
-    const pools = new TokenPools()
-    // One user per connection, as many logged-in browsers each sending their own token again and again.
-    for (const alg of algorithms) pools.repeated.set(alg, await mintPool(keys, alg, options.connections))
-    const perWindow = (seconds: number): number => Math.max(options.freshTokenRequests, seconds * options.freshTokensPerSecond)
-    pools.fresh.push(await mintPool(keys, 'EdDSA', perWindow(options.warmupSeconds), 1_000_000))
-    let first = 2_000_000
-    for (let round = 0; round < options.rounds; round++) {
-      const size = perWindow(options.durationSeconds)
-      pools.fresh.push(await mintPool(keys, 'EdDSA', size, first))
-      first += size
-    }
-    return pools
-  }
-
-  repeatedFor (alg: TokenAlgorithm): string[] {
-    const pool = this.repeated.get(alg)
-    if (!pool) throw new Error(`no ${alg} tokens minted`)
-    return pool
-  }
-
-  /** Round -1 is the warm-up. */
-  freshFor (round: number): string[] {
-    return this.fresh[round + 1]!
-  }
-}
-
-async function measure (generator: LoadGenerator, scenario: Scenario, tokens: string[], options: BenchOptions, seconds: number, workDir: string): Promise<RoundSample> {
-  const watch = watchProcess(scenario.measured.pid)
-  const load = await generator.run({ url: scenario.target.baseUrl + scenario.path, tokens, connections: options.connections, seconds, core: LOAD_CORE, workDir })
-  const window = watch.stop()
-  return { requests: load.requests, seconds: load.seconds, cpuMicros: window.cpuMicros, p99Ms: load.p99Ms, peakRssBytes: window.peakRssBytes, errors: load.errors }
-}
-
 export async function runProxyBench (options: BenchOptions, workDir: string): Promise<number> {
   const machine = describeMachine()
   const notes: string[] = []
   console.log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Node ${machine.node}; ${machine.pinning}`)
 
-  const wrkProblem = options.autocannon ? 'autocannon chosen with --autocannon' : ensureWrk()
-  const generator = wrkProblem === undefined ? wrkGenerator() : autocannonGenerator(options.autocannonWorkers)
-  if (wrkProblem !== undefined) {
-    notes.push(`Load generator: ${generator.description} instead of wrk, because ${wrkProblem}. Fast proxies may not saturate: check the core use column.`)
-  }
+  const generator = chooseLoadGenerator(options, notes)
 
   const { jwks, keys } = await startKeyServer()
 
-  let nginx = options.nginx ? nginxVersion() : undefined
-  if (options.nginx && nginx === undefined) notes.push('nginx is not installed: Node upstream, no nginx row (Debian: `apt-get install nginx-light`).')
-  // The upstream shares the load core with the client: the cheaper it is, the more of that core is left to
-  // drive the proxy to saturation, so nginx when there is one.
-  let upstream: HttpTarget | undefined
-  if (nginx !== undefined) {
-    try {
-      upstream = await startNginx('upstream', { kind: 'upstream' }, workDir, LOAD_CORE)
-    } catch (error) {
-      notes.push(`nginx ${nginx} did not start (${error instanceof Error ? error.message.split('\n')[0] : String(error)}): Node upstream, no nginx row.`)
-      nginx = undefined
-    }
-  }
-  upstream ??= await startUpstream('upstream', workDir, LOAD_CORE)
+  const upstreamRun = await startBenchUpstream(options, workDir, notes)
+  const upstream = upstreamRun.target
+  const nginx = upstreamRun.nginx
   const upstreamPort = Number(new URL(upstream.baseUrl).port)
-  const upstreamKind = nginx !== undefined ? `nginx ${nginx}` : 'Node http'
+  const upstreamKind = upstreamRun.kind
   const direct: Scenario = { id: 'direct', label: `direct to the upstream (${upstreamKind}, no proxy)`, target: upstream, measured: upstream.managed, path: '/tasks', alg: 'HS256', fresh: false, checksIdentity: false, gateway: false }
 
   const scenarios: Scenario[] = []
@@ -171,41 +92,25 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
   }
   const hello = await startUpstream('node-hello', workDir, PROXY_CORE)
   scenarios.push({ id: 'node-hello', label: 'Node http hello world (answers itself)', target: hello, measured: hello.managed, path: '/tasks', alg: 'HS256', fresh: false, checksIdentity: false, gateway: false })
-  const floor = await startNodeFloorProxy('node-floor-proxy', { upstreamUrl: upstream.baseUrl, hmacSecret: keys.hmacSecret, issuer: keys.issuer }, workDir, PROXY_CORE)
-  scenarios.push({ id: 'node-floor-proxy', label: 'bare Node proxy floor (node:http + undici Pool + sync HMAC)', target: floor, measured: floor.managed, path: '/api/tasks', alg: 'HS256', fresh: false, checksIdentity: true, gateway: false })
+  scenarios.push(await startFloorScenario(upstream, keys, workDir))
 
-  const gatewayBase: Omit<GatewayOptions, 'name'> = {
-    upstreamUrl: upstream.baseUrl,
-    ...gatewayAuth(keys, jwks.url),
-    logDir: workDir,
-    logLevel: options.logLevel,
-    entry: options.gatewayEntry
-  }
-  if (options.gatewayEntry !== undefined || gatewaySourceExists()) {
-    if (options.gatewayEntry === undefined) buildWorkspaceIfStale('gateway')
+  const gatewayBase = benchGatewayOptions(options, upstream.baseUrl, gatewayAuth(keys, jwks.url), workDir)
+  if (prepareGatewayBuild(options)) {
     const gateway = await startGateway({ ...gatewayBase, name: 'gateway' })
     scenarios.push(
-      { id: 'gateway-hs256', label: 'gateway HS256', target: gateway, measured: gateway.managed, path: '/api/tasks', alg: 'HS256', fresh: false, checksIdentity: true, gateway: true },
-      { id: 'gateway-eddsa-repeated', label: 'gateway EdDSA (JWKS), repeated tokens', target: gateway, measured: gateway.managed, path: '/api/tasks', alg: 'EdDSA', fresh: false, checksIdentity: true, gateway: true },
-      { id: 'gateway-eddsa-fresh', label: 'gateway EdDSA (JWKS), fresh token per request', target: gateway, measured: gateway.managed, path: '/api/tasks', alg: 'EdDSA', fresh: true, checksIdentity: true, gateway: true }
+      gatewayScenario('gateway-hs256', 'gateway HS256', gateway, 'HS256'),
+      gatewayScenario('gateway-eddsa-repeated', 'gateway EdDSA (JWKS), repeated tokens', gateway, 'EdDSA'),
+      gatewayScenario('gateway-eddsa-fresh', 'gateway EdDSA (JWKS), fresh token per request', gateway, 'EdDSA', { fresh: true })
     )
   } else {
-    notes.push('The gateway does not exist (no gateway/src/server.ts): gateway scenarios skipped.')
+    notes.push(NO_GATEWAY_NOTE)
   }
 
   console.log('minting tokens…')
   const pools = await TokenPools.mint(keys, options, ['HS256', 'EdDSA', 'ES256'])
 
   // Check each target does the real job before timing it: 200, and the upstream saw the token's sub.
-  const runnable: Scenario[] = []
-  for (const scenario of [direct, ...scenarios]) {
-    const token = scenario.fresh ? pools.freshFor(-1)[0]! : pools.repeatedFor(scenario.alg)[0]!
-    const result = await probe(scenario.target.baseUrl + scenario.path, token)
-    const expectedUser = userIdFor(scenario.fresh ? 1_000_000 : 0)
-    if (result.status !== 200) notes.push(`${scenario.label}: probe answered ${result.status}, scenario skipped.`)
-    else if (scenario.checksIdentity && result.sawUser !== expectedUser) notes.push(`${scenario.label}: upstream saw X-User-Id ${JSON.stringify(result.sawUser)} instead of ${expectedUser}, scenario skipped.`)
-    else runnable.push(scenario)
-  }
+  const runnable = await runnableScenarios([direct, ...scenarios], pools, notes)
   for (const note of notes) console.log(`note: ${note}`)
   const saturating = runnable.filter((s) => s !== direct)
 
@@ -217,34 +122,9 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
     return 0
   }
 
-  for (const scenario of saturating) {
-    console.log(`warm-up: ${scenario.label}`)
-    const tokens = scenario.fresh ? pools.freshFor(-1) : pools.repeatedFor(scenario.alg)
-    await generator.run({ url: scenario.target.baseUrl + scenario.path, tokens, connections: options.connections, seconds: options.warmupSeconds, core: LOAD_CORE, workDir })
-  }
-
-  const samples = new Map<string, RoundSample[]>(saturating.map((s) => [s.id, []]))
-  let freshReused = 0
-  const stalled: string[] = []
-  for (let round = 0; round < options.rounds; round++) {
-    // A B C, then C B A: a drift over the run (the machine heating, a neighbour starting) falls evenly.
-    for (const scenario of round % 2 === 0 ? saturating : [...saturating].reverse()) {
-      const tokens = scenario.fresh ? pools.freshFor(round) : pools.repeatedFor(scenario.alg)
-      const sample = await measure(generator, scenario, tokens, options, options.durationSeconds, workDir)
-      if (scenario.fresh) freshReused += Math.max(0, sample.requests - tokens.length)
-      if (sample.requests === 0) stalled.push(`${scenario.label}: no response at all in round ${round + 1} (the proxy or the machine stalled); the run fails.`)
-      samples.get(scenario.id)!.push(sample)
-      const use = sample.cpuMicros / (sample.seconds * 1e6)
-      console.log(
-        `round ${round + 1}/${options.rounds} ${scenario.label}: ${formatNumber(sample.requests / sample.seconds)} req/s, ` +
-          `${(sample.cpuMicros / Math.max(1, sample.requests)).toFixed(1)} µs CPU/req, core use ${(use * 100).toFixed(0)} %` +
-          `${use < SATURATION_THRESHOLD ? ' (not saturated)' : ''}, p99 ${sample.p99Ms.toFixed(2)} ms, errors ${sample.errors}`
-      )
-    }
-  }
-  notes.push(...stalled)
-  if (freshReused > 0) notes.push(`Fresh-token rows: ${formatNumber(freshReused)} requests reused a token of the same round (the pool ran out), so those were cache hits.`)
-  const rows = saturating.map((scenario) => summarizeRounds(scenario.id, scenario.label, scenario.gateway, samples.get(scenario.id)!))
+  const saturated = await runSaturatedRounds(generator, saturating, pools, options, workDir)
+  notes.push(...saturated.notes)
+  const rows = saturated.rows
 
   // Fixed rate: the latency a proxy adds when it is not saturated. One client process, short windows
   // interleaved across the scenarios, samples pooled per scenario (bench/clients/open-loop-client.ts).
@@ -269,21 +149,11 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
   await jwks.close()
 
   const lines: string[] = []
-  lines.push(`Measured by \`${options.command}\` on ${machine.date} (commit ${machine.commit}).`)
-  lines.push('')
-  lines.push(`Machine: ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}; ${machine.pinning}.`)
-  lines.push(
-    `Load: ${generator.description}, ${options.connections} connections; upstream: ${upstreamKind} on the load core; ` +
-      `${options.rounds} interleaved round(s) of ${options.durationSeconds} s per row, medians shown; errors are totals over all rounds.`
-  )
+  lines.push(...describeRun(options, machine, generator, upstreamKind))
   lines.push('')
   lines.push(renderProxyTable(rows))
   lines.push('')
-  lines.push(
-    '"CPU µs / request" is the proxy process\'s CPU time (user + system, all threads, from /proc) divided by the responses it served; ' +
-      `"core use" is that CPU time over the window's wall time: a row under ${SATURATION_THRESHOLD * 100} % did not saturate its core and is flagged. ` +
-      'p99 is the closed-loop latency at saturation (queueing included), not the latency a proxy adds.'
-  )
+  lines.push(`${CPU_COLUMNS_NOTE} p99 is the closed-loop latency at saturation (queueing included), not the latency a proxy adds.`)
   if (fixedRows.length > 0) {
     lines.push('')
     lines.push(
@@ -313,7 +183,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
     console.log('wrote docs/performance.md')
   }
   const errors = rows.reduce((sum, row) => sum + row.errors, 0) + fixedRows.reduce((sum, row) => sum + row.errors, 0)
-  return errors > 0 || stalled.length > 0 ? 1 : 0
+  return errors > 0 || saturated.stalled ? 1 : 0
 }
 
 interface ProfileResult {

@@ -1,7 +1,9 @@
 // The gateway under test as the benchmark configures it: its build (`node gateway/dist/server.js`, as in
 // production), started by support/gateway.ts with no test defaults, configured by its environment only.
-import { spawnGateway } from '../../support/gateway.js'
+import { gatewaySourceExists, spawnGateway } from '../../support/gateway.js'
 import { freePort } from '../../support/ports.js'
+import { buildWorkspaceIfStale } from '../../support/workspaces.js'
+import type { BenchOptions } from './args.js'
 import { benchNiceness, PROXY_CORE } from './processes.js'
 import type { HttpTarget } from './upstream.js'
 
@@ -56,4 +58,25 @@ export async function startGateway (options: GatewayOptions): Promise<HttpTarget
     timeoutMs: options.readyTimeoutMs ?? 30_000
   })
   return { managed, baseUrl: managed.url }
+}
+
+/**
+ * Whether there is a gateway to benchmark: the --gateway-entry file, or the gateway's source, whose build
+ * is brought up to date first.
+ */
+export function prepareGatewayBuild (options: BenchOptions): boolean {
+  if (options.gatewayEntry !== undefined) return true
+  if (!gatewaySourceExists()) return false
+  buildWorkspaceIfStale('gateway')
+  return true
+}
+
+/** Everything but the name: the bench's keys and upstream, the run's log level and scratch directory. */
+export function benchGatewayOptions (
+  options: BenchOptions,
+  upstreamUrl: string,
+  auth: Pick<GatewayOptions, 'hmacSecret' | 'jwksUrl' | 'issuer' | 'audience'>,
+  workDir: string
+): Omit<GatewayOptions, 'name'> {
+  return { upstreamUrl, ...auth, logDir: workDir, logLevel: options.logLevel, entry: options.gatewayEntry }
 }
