@@ -28,8 +28,15 @@ export interface GatewayOptions {
   readyTimeoutMs?: number
 }
 
-export async function startGateway (options: GatewayOptions): Promise<HttpTarget> {
-  const managed = await spawnGateway({
+/** Out of reach of the benchmark's few users and single client address, yet counted on every request. */
+export const UNREACHABLE_RATE_LIMIT = 100_000_000
+
+/**
+ * The gateway's environment as the benchmark deploys it (the assertion key aside, which spawnGateway adds):
+ * production defaults for everything not named here.
+ */
+export function benchGatewayEnv (options: GatewayOptions, metricsPort: number): Record<string, string> {
+  return {
     TASK_SERVICE_URL: options.upstreamUrl,
     JWT_SECRET: options.hmacSecret,
     JWKS_URL: options.jwksUrl,
@@ -38,12 +45,16 @@ export async function startGateway (options: GatewayOptions): Promise<HttpTarget
     LOG_LEVEL: options.logLevel,
     // The benchmark is one client IP and a few users sending thousands of requests a second: keep the
     // rate limiter on its real code path (its cost is part of every request) but out of reach.
-    RATE_LIMIT_IP_MAX: String(100_000_000),
-    RATE_LIMIT_USER_MAX: String(100_000_000),
+    RATE_LIMIT_IP_MAX: String(UNREACHABLE_RATE_LIMIT),
+    RATE_LIMIT_USER_MAX: String(UNREACHABLE_RATE_LIMIT),
     // Metrics on, as deployed, each gateway on a port of its own (the A/B runs two side by side).
-    METRICS_PORT: String(await freePort()),
+    METRICS_PORT: String(metricsPort),
     ...options.env
-  }, {
+  }
+}
+
+export async function startGateway (options: GatewayOptions): Promise<HttpTarget> {
+  const managed = await spawnGateway(benchGatewayEnv(options, await freePort()), {
     testDefaults: false,
     from: 'dist',
     ...(options.entry !== undefined ? { entry: options.entry } : {}),

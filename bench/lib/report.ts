@@ -6,22 +6,31 @@ import { repoRoot } from '../../support/workspaces.js'
 
 export const reportPath = join(repoRoot, 'docs', 'performance.md')
 
-export function replaceMeasuredSection (section: 'proxy' | 'e2e', markdown: string): void {
+/** A section of docs/performance.md that a benchmark run writes, between its two markers. */
+export type MeasuredSection = 'proxy' | 'e2e' | 'costs'
+
+/**
+ * The document with the text between the section's markers replaced by `markdown` (the markers kept), or
+ * with a new marked section at the end when it has none yet.
+ */
+export function withMeasuredSection (current: string, section: MeasuredSection, markdown: string): string {
   const start = `<!-- bench:${section}:start -->`
   const end = `<!-- bench:${section}:end -->`
   const block = `${start}\n${markdown.trim()}\n${end}`
-  const current = existsSync(reportPath) ? readFileSync(reportPath, 'utf8') : '# Performance\n'
   const startAt = current.indexOf(start)
   const endAt = current.indexOf(end)
-  const next =
-    startAt >= 0 && endAt > startAt
-      ? current.slice(0, startAt) + block + current.slice(endAt + end.length)
-      : `${current.trimEnd()}\n\n${block}\n`
-  writeFileSync(reportPath, next)
+  return startAt >= 0 && endAt > startAt
+    ? current.slice(0, startAt) + block + current.slice(endAt + end.length)
+    : `${current.trimEnd()}\n\n${block}\n`
+}
+
+export function replaceMeasuredSection (section: MeasuredSection, markdown: string): void {
+  const current = existsSync(reportPath) ? readFileSync(reportPath, 'utf8') : '# Performance\n'
+  writeFileSync(reportPath, withMeasuredSection(current, section, markdown))
 }
 
 /** Where every run leaves its tables (git-ignored), ready to paste: `.bench/<section>.md`. */
-export function writeBenchResult (section: 'proxy' | 'e2e', markdown: string): string {
+export function writeBenchResult (section: MeasuredSection, markdown: string): string {
   const dir = join(repoRoot, '.bench')
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `${section}.md`)
