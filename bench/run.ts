@@ -9,6 +9,7 @@ import { prepareLoadGenerator, restoreSessionPriority } from './lib/processes.js
 import { stopAll } from '../support/processes.js'
 import { runProxyBench } from './proxy-bench.js'
 import { runE2eBench } from './e2e-bench.js'
+import { runCostsBench } from './costs-bench.js'
 
 async function main (): Promise<number> {
   const options = parseBenchArgs(process.argv.slice(2))
@@ -26,7 +27,9 @@ async function main (): Promise<number> {
   }, options.timeLimitMinutes * 60_000)
   watchdog.unref()
   try {
-    return options.mode === 'e2e' ? await runE2eBench(options, workDir) : await runProxyBench(options, workDir)
+    if (options.mode === 'e2e') return await runE2eBench(options, workDir)
+    if (options.mode === 'costs') return await runCostsBench(options, workDir)
+    return await runProxyBench(options, workDir)
   } finally {
     await stopAll()
     restoreSessionPriority()

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 
 export interface BenchOptions {
-  mode: 'proxy' | 'e2e'
+  mode: 'proxy' | 'e2e' | 'costs'
   quick: boolean
   rounds: number
   /** Seconds per closed-loop measurement. */
@@ -41,6 +41,9 @@ const usage = `npm run bench [-- options]
   --quick              smoke run (1 round of 2 s windows, about a minute); does not rewrite docs/performance.md
   --e2e                create/list/toggle/delete through gateway + task service and to the task service
                        directly, CPU per request of each process (PGlite, PostgreSQL)
+  --costs              cost of each feature: the gateway as deployed and with one feature switched off at a
+                       time (access log, metrics, rate limits, in-flight cap, connection caps, load shedding),
+                       then all of them, against the bare Node proxy floor
   --rounds N           interleaved rounds (default 3)
   --duration S         seconds per measurement (default 8)
   --connections N      concurrent connections of the load generator (default 50)
@@ -59,6 +62,7 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
     options: {
       quick: { type: 'boolean', default: false },
       e2e: { type: 'boolean', default: false },
+      costs: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       duration: { type: 'string' },
       connections: { type: 'string' },
@@ -80,6 +84,9 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
     process.exit(0)
   }
   const quick = values.quick ?? false
+  const costs = values.costs ?? false
+  if (costs && values.e2e) throw new Error(`--costs and --e2e are two different runs: choose one\n${usage}`)
+  if (costs && (values.profile || values['profile-only'])) throw new Error(`--costs takes no profiles: profile with the proxy run (--profile)\n${usage}`)
   const positiveInt = (text: string | undefined, fallback: number, name: string): number => {
     if (text === undefined) return fallback
     const value = Number(text)
@@ -91,7 +98,7 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
   const profileOnly = values['profile-only'] ?? false
   const write = profileOnly || values['no-write'] ? false : (values.write ?? !quick)
   return {
-    mode: values.e2e ? 'e2e' : 'proxy',
+    mode: values.e2e ? 'e2e' : costs ? 'costs' : 'proxy',
     quick,
     rounds,
     durationSeconds,

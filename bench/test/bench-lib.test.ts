@@ -250,3 +250,112 @@ t.test('options: full runs are bounded and write the docs, --quick is short and 
   t.throws(() => parseBenchArgs(['--connections', '1.5']), /--connections must be a positive integer/)
   t.throws(() => parseBenchArgs(['--bogus']), /Unknown option/)
 })
+
+t.test('--costs: a mode of its own, quick or full, and not mixed with --e2e or the profiles', async (t) => {
+  const { parseBenchArgs } = await import('../lib/args.js')
+  const { COST_LOADS, COST_VARIANTS } = await import('../lib/costs-report.js')
+  const full = parseBenchArgs(['--costs'])
+  t.equal(full.mode, 'costs')
+  t.ok(full.write, 'a full run writes its section of docs/performance.md')
+  const rows = COST_VARIANTS.length * COST_LOADS.length + 1
+  t.ok(rows * full.rounds * full.durationSeconds + rows * full.warmupSeconds < full.timeLimitMinutes * 60 * 0.75, 'every variant under both loads, plus the floor, fits well inside the time limit')
+  const quick = parseBenchArgs(['--costs', '--quick'])
+  t.same([quick.mode, quick.rounds, quick.durationSeconds, quick.write], ['costs', 1, 2, false])
+  t.equal(parseBenchArgs([]).mode, 'proxy')
+  t.throws(() => parseBenchArgs(['--costs', '--e2e']), /--costs and --e2e/)
+  t.throws(() => parseBenchArgs(['--costs', '--profile']), /--costs takes no profiles/)
+})
+
+t.test('cost variants: each switches exactly its feature off through the gateway\'s own configuration, the fixed core all of them', async (t) => {
+  const { COST_VARIANTS, DEPLOYED, FIXED_CORE, SINGLE_FEATURE_VARIANTS, costScenarioId, describeSwitches, COST_LOADS } = await import('../lib/costs-report.js')
+  const { benchGatewayEnv } = await import('../lib/gateway.js')
+  const { loadConfig } = await import('../../gateway/src/config.js')
+  const { ASSERTION_ENV } = await import('../../support/tokens.js')
+  const deployedEnv = benchGatewayEnv({
+    name: 'gateway',
+    upstreamUrl: 'http://127.0.0.1:1',
+    hmacSecret: 'x'.repeat(64),
+    jwksUrl: 'http://127.0.0.1:2/jwks.json',
+    issuer: 'http://127.0.0.1:2',
+    audience: 'http://127.0.0.1:2',
+    logDir: '.',
+    logLevel: 'info'
+  }, 9464)
+  // What the gateway does per request with a configuration, read the way its plugins read it.
+  const featuresOf = (env: Record<string, string>) => {
+    const config = loadConfig({ ...ASSERTION_ENV, ...deployedEnv, ...env })
+    const { rateLimit, concurrency, server, loadShedding } = config.limits
+    return {
+      'access-log-off': ['info', 'debug', 'trace'].includes(config.logLevel),
+      'metrics-off': config.metricsPort !== 0,
+      'rate-limits-off': rateLimit.userMax !== 0 || rateLimit.ipMax !== 0,
+      'in-flight-cap-off': concurrency.perUserMax !== 0,
+      'connection-caps-off': server.maxConnections !== 0 || server.maxConnectionsPerAddress !== 0,
+      'load-shedding-off': loadShedding.maxEventLoopDelayMs !== 0 || loadShedding.maxEventLoopUtilization !== 0 || loadShedding.maxHeapUsedBytes !== 0
+    }
+  }
+  const allOn = featuresOf(DEPLOYED.env)
+  t.same(Object.values(allOn), Object.values(allOn).map(() => true), 'the deployed gateway has every feature on')
+  t.same(SINGLE_FEATURE_VARIANTS.map((v) => v.id).sort(), Object.keys(allOn).sort(), 'one variant per feature')
+  for (const variant of SINGLE_FEATURE_VARIANTS) {
+    t.same(featuresOf(variant.env), { ...allOn, [variant.id]: false }, `${variant.label}: that feature off, every other one on`)
+  }
+  t.same(Object.values(featuresOf(FIXED_CORE.env)), Object.values(allOn).map(() => false), 'the fixed core: every feature off')
+  t.equal(new Set(COST_VARIANTS.map((v) => v.id)).size, COST_VARIANTS.length, 'variant ids are unique')
+  t.same([COST_VARIANTS[0], COST_VARIANTS.at(-1)], [DEPLOYED, FIXED_CORE], 'deployed first, fixed core last')
+  t.equal(describeSwitches(DEPLOYED), '–')
+  t.equal(describeSwitches(SINGLE_FEATURE_VARIANTS.find((v) => v.id === 'rate-limits-off')!), 'RATE_LIMIT_USER_MAX=0, RATE_LIMIT_IP_MAX=0')
+  t.equal(describeSwitches(FIXED_CORE), 'all of the above')
+  t.same(COST_LOADS.map((load) => load.alg), ['HS256', 'EdDSA'])
+  t.equal(costScenarioId(FIXED_CORE, COST_LOADS[0]!), 'fixed-core/hs256')
+})
+
+t.test('costs table: saved vs deployed in µs and %, ratio to the floor, the floor\'s saving is the whole gap', async (t) => {
+  const { summarizeRounds } = await import('../lib/proxy-report.js')
+  const { COST_VARIANTS, DEPLOYED, FIXED_CORE, SINGLE_FEATURE_VARIANTS, renderCostsTable, renderCostSummary, summarizeCosts } = await import('../lib/costs-report.js')
+  // `cpuMicros` µs of CPU per request over 10,000 requests, 95 % of a core.
+  const row = (id: string, cpuMicros: number) => summarizeRounds(id, id, true, [{ requests: 10_000, seconds: (cpuMicros * 10_000) / 1e6 / 0.95, cpuMicros: cpuMicros * 10_000, p99Ms: 1, peakRssBytes: 0, errors: 0 }])
+  const floor = summarizeRounds('node-floor-proxy', 'floor', false, [{ requests: 10_000, seconds: 0.8, cpuMicros: 0.76e6, p99Ms: 1, peakRssBytes: 0, errors: 0 }])
+  t.equal(floor.cpuMicrosPerRequest, 76)
+  const cpu: Record<string, number> = { deployed: 120, 'access-log-off': 100, 'metrics-off': 115, 'rate-limits-off': 118, 'in-flight-cap-off': 119, 'connection-caps-off': 120, 'load-shedding-off': 117, 'fixed-core': 90 }
+  const rows = COST_VARIANTS.map((variant) => ({ variant, row: row(variant.id, cpu[variant.id]!) }))
+  // One unsaturated row, flagged like everywhere else.
+  rows[2] = { variant: rows[2]!.variant, row: summarizeRounds('metrics-off', 'metrics-off', true, [{ requests: 10_000, seconds: 2.3, cpuMicros: 1.15e6, p99Ms: 1, peakRssBytes: 0, errors: 3 }]) }
+  const table = renderCostsTable(rows, floor).split('\n')
+  const line = (start: string) => table.find((l) => l.startsWith(`| ${start} `)) ?? ''
+  t.same(table[0]!.split('|').map((cell) => cell.trim()).slice(1, -1), ['variant', 'switched off by', 'CPU µs / request', 'saved vs deployed, µs', 'saved vs deployed, %', 'vs Node floor', 'core use', 'errors'])
+  t.match(line('**gateway as deployed**'), /\| – +\| +120\.0 \| +– \| +– \| +1\.58× \|/, 'the deployed row: no saving, ratio to the floor')
+  t.match(line('access log off'), /\| LOG_LEVEL=warn +\| +100\.0 \| +20\.0 \| +16\.7 % \| +1\.32× \|/)
+  t.match(line('metrics off'), /\| +115\.0 \| +5\.0 \| +4\.2 % \| +1\.51× \| +50 % ⚠ not saturated \| +3 \|/)
+  t.match(line('connection caps off'), /\| +120\.0 \| +0\.0 \| +0\.0 % \|/)
+  t.match(line('fixed core'), /\| all of the above +\| +90\.0 \| +30\.0 \| +25\.0 % \| +1\.18× \|/)
+  t.match(line('floor'), /\| \(not the gateway\) +\| +76\.0 \| +44\.0 \| +36\.7 % \| +1\.00× \|/, 'the floor\'s saving is the whole gap')
+  t.equal(table.length, 2 + COST_VARIANTS.length + 1)
+  t.notOk(renderCostsTable(rows, undefined).includes('(not the gateway)'), 'no floor row without a floor')
+  t.match(renderCostsTable(rows, undefined), /\| +120\.0 \| +– \| +– \| +– \|/, 'no ratio without a floor')
+
+  const summary = summarizeCosts(rows, floor)
+  t.same(summary, { gapToFloorMicros: 44, sumOfSingleSavingsMicros: 20 + 5 + 2 + 1 + 0 + 3, fixedCoreSavingMicros: 30, fixedCoreOverFloorMicros: 14 })
+  t.match(renderCostSummary(summary), /Gap from the floor to the deployed gateway: 44\.0 µs\. The single switches save 31\.0 µs added up, all of them at once 30\.0 µs .*the fixed core stays 14\.0 µs above the floor\./)
+  const partial = summarizeCosts(rows.filter((entry) => entry.variant.id !== SINGLE_FEATURE_VARIANTS[0]!.id && entry.variant !== FIXED_CORE), floor)
+  t.ok(Number.isNaN(partial.sumOfSingleSavingsMicros), 'a missing variant makes no partial sum')
+  t.ok(Number.isNaN(partial.fixedCoreSavingMicros))
+  t.ok(Number.isNaN(summarizeCosts(rows.filter((entry) => entry.variant !== DEPLOYED), floor).gapToFloorMicros), 'no deployed row, no gap')
+})
+
+t.test('measured sections: the text between a section\'s markers is replaced, other sections and the prose kept; a missing section is appended', async (t) => {
+  const { withMeasuredSection } = await import('../lib/report.js')
+  const doc = [
+    '# Performance', '', 'prose', '',
+    '<!-- bench:proxy:start -->', 'old proxy', '<!-- bench:proxy:end -->', '',
+    '<!-- bench:costs:start -->', 'Filled by `npm run bench -- --costs`.', '<!-- bench:costs:end -->', '',
+    'after'
+  ].join('\n')
+  const next = withMeasuredSection(doc, 'costs', '\n| table |\n')
+  t.equal(next, doc.replace('Filled by `npm run bench -- --costs`.', '| table |'))
+  t.equal(withMeasuredSection(next, 'costs', 'again'), doc.replace('Filled by `npm run bench -- --costs`.', 'again'), 'a second run replaces the first')
+  t.equal(
+    withMeasuredSection('# Performance\n\nprose\n\n', 'e2e', 'e2e table'),
+    '# Performance\n\nprose\n\n<!-- bench:e2e:start -->\ne2e table\n<!-- bench:e2e:end -->\n'
+  )
+})
