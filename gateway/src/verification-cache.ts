@@ -7,7 +7,11 @@
 // - Memory bound: maxEntries × (token ≤ maxTokenLength chars + ~200 bytes of bookkeeping).
 //   Defaults: 10,000 × (≤ 2,048 + 200) bytes ≈ 22 MB worst case; typical Better Auth tokens are ~500
 //   bytes, so ≈ 7 MB. Longer tokens are verified every time, never cached.
-// A JavaScript Map iterates in insertion order, which gives LRU by delete-and-reinsert on a hit.
+// A JavaScript Map iterates in insertion order, which gives LRU by delete-and-reinsert. A hit moves its
+// entry to the most-recently-used end only when the entry sits in the older half of that order: one in the
+// younger half cannot be evicted before maxEntries / 2 more insertions, and a later hit moves it then. A
+// logged-in user's repeated token is then a single Map lookup instead of three (delete and set each hash
+// the whole token again), and eviction stays LRU to within half the capacity.
 
 export interface CachedVerification {
   /** The verified identity, frozen: handed out as is on every hit. */
@@ -18,8 +22,16 @@ export interface CachedVerification {
   viaJwks: boolean
 }
 
+/** An entry and where it stands in the map's order (its position stamp: higher is more recent). */
+interface Slot {
+  entry: CachedVerification
+  stamp: number
+}
+
 export class VerificationCache {
-  private readonly map = new Map<string, CachedVerification>()
+  private readonly map = new Map<string, Slot>()
+  /** Stamp of the most recent insertion or move. */
+  private stamp = 0
   private hits = 0
   private misses = 0
 
@@ -34,21 +46,24 @@ export class VerificationCache {
   }
 
   get (token: string): CachedVerification | undefined {
-    const entry = this.map.get(token)
-    if (entry === undefined) {
+    const slot = this.map.get(token)
+    if (slot === undefined) {
       this.misses++
       return undefined
     }
-    if (this.now() >= entry.expiresAtMs) {
+    if (this.now() >= slot.entry.expiresAtMs) {
       this.map.delete(token)
       this.misses++
       return undefined
     }
     this.hits++
-    // Move to the most-recently-used end.
-    this.map.delete(token)
-    this.map.set(token, entry)
-    return entry
+    if (this.stamp - slot.stamp >= this.maxEntries / 2) {
+      // In the older half: move to the most-recently-used end.
+      this.map.delete(token)
+      slot.stamp = ++this.stamp
+      this.map.set(token, slot)
+    }
+    return slot.entry
   }
 
   set (token: string, entry: CachedVerification): void {
@@ -60,7 +75,7 @@ export class VerificationCache {
       if (oldest.done === true) break
       this.map.delete(oldest.value)
     }
-    this.map.set(token, entry)
+    this.map.set(token, { entry, stamp: ++this.stamp })
   }
 
   /** Lookups so far and the current size, for the metrics (read at scrape time). */

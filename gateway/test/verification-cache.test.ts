@@ -45,6 +45,34 @@ t.test('LRU eviction at maxEntries: the least recently used goes first', async (
   t.ok(c.get('d'))
 })
 
+t.test('a hit moves its entry to the recent end only from the older half of the order', async (t) => {
+  const c = new VerificationCache(4, 2048, () => 0)
+  const e = (sub: string): CachedVerification => ({ identity: { sub }, expiresAtMs: 10, viaJwks: false })
+  for (const k of ['a', 'b', 'c', 'd']) c.set(k, e(k))
+  t.ok(c.get('a'), 'a, the oldest, is in the older half: moved')
+  t.ok(c.get('d'), 'd, the newest, is in the younger half: stays where it is')
+  c.set('e', e('e'))
+  c.set('f', e('f'))
+  t.equal(c.get('b'), undefined, 'b and c, never hit, went first')
+  t.equal(c.get('c'), undefined)
+  c.set('g', e('g'))
+  t.equal(c.get('d'), undefined, 'd went next: a hit in the younger half does not reorder (LRU to within half the capacity)')
+  t.ok(c.get('a'), 'a, moved by its hit, is still there')
+  t.same(c.stats(), { hits: 3, misses: 3, size: 4, maxEntries: 4 })
+})
+
+t.test('many hits on a few tokens keep them all, whatever else comes and goes', async (t) => {
+  const c = new VerificationCache(100, 2048, () => 0)
+  const e = (sub: string): CachedVerification => ({ identity: { sub }, expiresAtMs: 10, viaJwks: false })
+  const hot = Array.from({ length: 10 }, (_, i) => `hot-${i}`)
+  for (const k of hot) c.set(k, e(k))
+  for (let round = 0; round < 50; round++) {
+    for (const k of hot) t.ok(c.get(k), `${k} still cached in round ${round}`, { diagnostic: false })
+    for (let i = 0; i < 20; i++) c.set(`cold-${round}-${i}`, e('cold'))
+  }
+  t.equal(c.size, 100)
+})
+
 t.test('bounds: long tokens are not cached; maxEntries 0 disables; clear() empties', async (t) => {
   const c = new VerificationCache(5, 10, () => 0)
   c.set('x'.repeat(11), { identity: { sub: 'a' }, expiresAtMs: 10, viaJwks: false })
