@@ -1,9 +1,8 @@
 // Where log lines go: stdout, written in batches.
 //
 // One write(2) per log line (one access line per request at LOG_LEVEL=info) was the largest single item
-// of the benchmark profile (docs/performance.md, "Hot-path choices"). pino's destination (sonic-boom)
-// collects lines until `bufferBytes` are pending and then writes them at once, still synchronously, so a full pipe slows
-// the gateway down instead of growing its memory. A timer writes what is pending at least every
+// of the benchmark profile (docs/performance.md, "Hot-path choices"). Lines are collected until about
+// `bufferBytes` are pending and then written at once. A timer writes what is pending at least every
 // FLUSH_INTERVAL_MS, so a quiet gateway's lines are never held longer than that; on close, and when
 // the process exits, everything pending is written. What a crash that skips both (SIGKILL, the
 // kernel's OOM killer) loses is at most `bufferBytes` of the last second's lines.
@@ -19,23 +18,30 @@ export interface LogDestination {
 }
 
 export function bufferedStdout (bufferBytes: number): LogDestination {
-  const dest = pino.destination({ dest: 1, minLength: bufferBytes, sync: true })
-  // Whether anything was written since the last flush: the timer writes only then (flushing an empty
-  // buffer would still cost a write).
-  let pending = false
+  // sonic-boom writes each batch synchronously (a full pipe slows the gateway down rather than growing its
+  // memory). The batching is done here because sonic-boom's own (minLength) measures its whole pending
+  // buffer again on every line it appends: the lines are kept as they come and joined once per write.
+  const dest = pino.destination({ dest: 1, sync: true })
+  let lines: string[] = []
+  // Characters pending: a byte each for the ASCII of JSON lines, so about bufferBytes are written at once.
+  let size = 0
+  const writePending = (): void => {
+    if (lines.length === 0) return
+    const text = lines.length === 1 ? lines[0] as string : lines.join('')
+    lines = []
+    size = 0
+    dest.write(text)
+  }
   const stream: pino.DestinationStream = {
     write (line: string) {
-      pending = true
-      dest.write(line)
+      lines.push(line)
+      size += line.length
+      if (size >= bufferBytes) writePending()
     }
   }
   const flush = (): void => {
-    if (!pending) return
-    pending = false
     try {
-      // flush(), not flushSync(): a write of what is pending, without the fsync flushSync adds (a disk
-      // flush every second when stdout is a file).
-      dest.flush()
+      writePending()
     } catch {
       // stdout gone (closed pipe): nothing left to write to.
     }
@@ -43,6 +49,7 @@ export function bufferedStdout (bufferBytes: number): LogDestination {
   // On close and at exit: everything, synchronously, before the process can end.
   const flushAll = (): void => {
     try {
+      writePending()
       dest.flushSync()
     } catch {
       // stdout gone (closed pipe): nothing left to write to.
