@@ -18,9 +18,10 @@ import { traceIdOf } from './trace-context.js'
 // The request metrics (metrics.ts) are counted here too: one count per access line.
 export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
   request.server.gatewayMetrics?.requestCompleted(request, reply, aborted, true)
+  // One object literal of one shape (pino leaves out the keys whose value is undefined).
   log.info({
     reqId: request.id,
-    ...(request.access !== null ? { userId: request.access.identity.sub } : {}),
+    userId: request.access?.identity.sub,
     // The client address as TRUST_PROXY defines it (trust-proxy.ts).
     clientIp: request.ip,
     traceId: traceIdOf(request),
@@ -28,6 +29,6 @@ export function logAccess (log: FastifyBaseLogger, request: FastifyRequest, repl
     path: pathWithoutQuery(request.url),
     statusCode: statusOf(reply, aborted),
     responseTimeMs: Math.round(reply.elapsedTime * 100) / 100,
-    ...(aborted ? { aborted: true } : {})
+    aborted: aborted ? true : undefined
   }, 'request completed')
 }
