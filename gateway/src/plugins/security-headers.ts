@@ -1,6 +1,6 @@
 // The gateway's own headers on every response Fastify sends: request id, security headers, no banners,
 // Connection: close while draining (response-headers.ts). Forwarded responses do not pass through onSend:
-// the forwarder writes their head itself and calls the same setGatewayHeaders().
+// the forwarder writes their head itself, with the same rules (gatewayHeadersForForwarding).
 import fp from 'fastify-plugin'
 import { setGatewayHeaders } from '../response-headers.js'
 import { isDraining } from './drain.js'
