@@ -22,6 +22,8 @@
 //     S seconds at one concurrency; windows are interleaved (baseline first, then this tree first, in
 //     turn). The figure is the gateway process's CPU time (utime + stime of every thread, from
 //     /proc/<pid>/stat) per request, medians of the rounds; --cpu-prof adds each gateway's hot spots.
+//     --tree <dir> measures another checkout (set up the same way) in place of this tree, e.g. the commit
+//     that switched to jose, to tell its cost from that of what later commits added to every request.
 //     --callgrind runs each gateway under `valgrind --tool=callgrind` instead and counts the instructions
 //     (every thread) executed per request in each window (callgrind_control zeroes and dumps the counters
 //     around it): independent of other work on the machine, but blind to the kernel (system calls, context
@@ -63,6 +65,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '1' },
     'baseline-tree': { type: 'string' },
+    tree: { type: 'string' },
     seconds: { type: 'string' },
     connections: { type: 'string', default: '1,16' },
     users: { type: 'string', default: '100' },
@@ -178,12 +181,12 @@ const SHAPES: ReadonlyArray<{ shape: Shape, alg: TokenAlgorithm, fresh: boolean 
 const BUILDS = ['baseline', 'jose'] as const
 type Build = typeof BUILDS[number]
 
-/** Builds the baseline tree's gateway with that tree's own compiler when its dist/ is missing. */
-function buildBaseline (tree: string): string {
+/** Builds a checkout's gateway with that checkout's own compiler when its dist/ is missing. */
+function buildCheckout (tree: string): string {
   const entry = join(tree, 'gateway', 'dist', 'server.js')
   if (!existsSync(entry)) {
     const result = spawnSync(join(tree, 'node_modules', '.bin', 'tsc'), ['-p', join(tree, 'gateway', 'tsconfig.build.json')], { cwd: tree, encoding: 'utf8' })
-    if (result.status !== 0) throw new Error(`baseline build failed:\n${(result.stdout + result.stderr).slice(-3000)}`)
+    if (result.status !== 0) throw new Error(`build of ${tree} failed:\n${(result.stdout + result.stderr).slice(-3000)}`)
   }
   return entry
 }
@@ -217,7 +220,7 @@ async function dumpInstructions (pid: number, outFile: string, n: number): Promi
   return Number(/^totals: (\d+)/m.exec(readFileSync(file, 'utf8'))?.[1])
 }
 
-async function gatewayAb (tree: string): Promise<number> {
+async function gatewayAb (tree: string, ownTree: string | undefined): Promise<number> {
   const callgrind = values.callgrind === true
   // Under valgrind a gateway answers a few hundred requests a second: longer windows for the same count.
   const seconds = Number(values.seconds ?? (callgrind ? 8 : 2))
@@ -230,10 +233,11 @@ async function gatewayAb (tree: string): Promise<number> {
   const cpuProf = values['cpu-prof'] === true
   const rounds = callgrind ? 1 : ROUNDS
   const baselineRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: tree, encoding: 'utf8' }).trim()
-  const ownRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' }).trim()
-  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'gateway/src'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' }).trim() !== ''
-  buildWorkspaceIfStale('gateway')
-  const entries: Record<Build, string> = { baseline: buildBaseline(tree), jose: distEntry('gateway') }
+  const ownDir = ownTree ?? repoRoot
+  const ownRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ownDir, encoding: 'utf8' }).trim()
+  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'gateway/src'], { cwd: ownDir, encoding: 'utf8' }).trim() !== ''
+  if (ownTree === undefined) buildWorkspaceIfStale('gateway')
+  const entries: Record<Build, string> = { baseline: buildCheckout(tree), jose: ownTree === undefined ? distEntry('gateway') : buildCheckout(ownTree) }
   prepareLoadGenerator()
   const loadBefore = loadavg()[0] as number
   const workDir = mkdtempSync(join(tmpdir(), 'jwt-gateway-ab-'))
@@ -371,7 +375,7 @@ async function gatewayAb (tree: string): Promise<number> {
 
 const tree = values['baseline-tree']
 if (tree !== undefined) {
-  process.exitCode = await gatewayAb(resolve(tree))
+  process.exitCode = await gatewayAb(resolve(tree), values.tree === undefined ? undefined : resolve(values.tree))
 } else {
   await verifierAb()
 }
