@@ -1,25 +1,64 @@
 // Starts the benchmark's small Node servers (bench/servers/*.ts) as child processes: the trivial upstream
 // (also the "Node http hello world" reference when pinned to the proxy core) and the bare Node proxy floor.
+// They run as plain `node server.cjs`, compiled once per scratch directory by esbuild (dependencies bundled
+// in): a reference row is a Node process with nothing else in it, as a service deployed from its build
+// runs. Through tsx, the loader and its transpiled-module cache would add tens of MB to the measured RSS.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
 import { freePort } from '../../support/ports.js'
 import { waitForHttp, type Managed } from '../../support/processes.js'
 import { startProcess } from './processes.js'
 
-const upstreamScript = fileURLToPath(new URL('../servers/upstream-server.ts', import.meta.url))
-const floorScript = fileURLToPath(new URL('../servers/node-floor-proxy.ts', import.meta.url))
+const serverSources = {
+  'upstream-server': fileURLToPath(new URL('../servers/upstream-server.ts', import.meta.url)),
+  'node-floor-proxy': fileURLToPath(new URL('../servers/node-floor-proxy.ts', import.meta.url))
+}
+type ServerName = keyof typeof serverSources
 
 export interface HttpTarget {
   managed: Managed
   baseUrl: string
 }
 
-async function startNodeServer (name: string, script: string, env: Record<string, string>, logDir: string, core: number | undefined): Promise<HttpTarget> {
+const compiled = new Map<string, Promise<Record<ServerName, string>>>()
+
+/**
+ * The servers as plain JavaScript in `<dir>/servers`, one CommonJS bundle each (undici included, so the
+ * output runs from any directory), compiled for the running Node. Once per directory.
+ */
+export function compileBenchServers (dir: string): Promise<Record<ServerName, string>> {
+  let scripts = compiled.get(dir)
+  if (scripts === undefined) {
+    scripts = (async () => {
+      const outdir = join(dir, 'servers')
+      mkdirSync(outdir, { recursive: true })
+      await build({
+        entryPoints: serverSources,
+        outdir,
+        outExtension: { '.js': '.cjs' },
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        target: `node${process.versions.node}`,
+        logLevel: 'silent'
+      })
+      const names = Object.keys(serverSources) as ServerName[]
+      return Object.fromEntries(names.map((name) => [name, join(outdir, `${name}.cjs`)])) as Record<ServerName, string>
+    })()
+    compiled.set(dir, scripts)
+  }
+  return scripts
+}
+
+async function startNodeServer (name: string, server: ServerName, env: Record<string, string>, logDir: string, core: number | undefined): Promise<HttpTarget> {
+  const script = (await compileBenchServers(logDir))[server]
   const port = await freePort()
   const managed = startProcess({
     name,
     command: process.execPath,
-    // tsx as a loader only costs at start-up; the request path is plain node:http.
-    args: ['--import', 'tsx', script],
+    args: [script],
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     core,
     logDir
@@ -30,7 +69,7 @@ async function startNodeServer (name: string, script: string, env: Record<string
 }
 
 export function startUpstream (name: string, logDir: string, core: number | undefined): Promise<HttpTarget> {
-  return startNodeServer(name, upstreamScript, {}, logDir, core)
+  return startNodeServer(name, 'upstream-server', {}, logDir, core)
 }
 
 export function startNodeFloorProxy (
@@ -39,5 +78,5 @@ export function startNodeFloorProxy (
   logDir: string,
   core: number | undefined
 ): Promise<HttpTarget> {
-  return startNodeServer(name, floorScript, { UPSTREAM_URL: options.upstreamUrl, JWT_SECRET: options.hmacSecret, JWT_ISSUER: options.issuer }, logDir, core)
+  return startNodeServer(name, 'node-floor-proxy', { UPSTREAM_URL: options.upstreamUrl, JWT_SECRET: options.hmacSecret, JWT_ISSUER: options.issuer }, logDir, core)
 }

@@ -98,6 +98,42 @@ t.test('fixed-rate client process: warm-up (one by one, then at the rate) not re
   t.same([...new Set(seen.filter((s) => s.url === '/b').map((s) => s.auth))], [undefined], 'no tokens: no Authorization header')
 })
 
+t.test('reference servers run as plain node on their compiled JavaScript: the upstream answers, the floor verifies and forwards', async (t) => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { createHmac } = await import('node:crypto')
+  const { startNodeFloorProxy, startUpstream } = await import('../lib/upstream.js')
+  const { stopProcess } = await import('../../support/processes.js')
+  const { UPSTREAM_BODY } = await import('../servers/upstream-body.js')
+  const dir = mkdtempSync(join(tmpdir(), 'bench-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const upstream = await startUpstream('upstream', dir, undefined)
+  t.teardown(() => stopProcess(upstream.managed))
+  const secret = 'x'.repeat(64)
+  const floor = await startNodeFloorProxy('floor', { upstreamUrl: upstream.baseUrl, hmacSecret: secret, issuer: 'https://issuer.test' }, dir, undefined)
+  t.teardown(() => stopProcess(floor.managed))
+
+  for (const server of [upstream, floor]) {
+    // The process itself (nice and taskset exec it): node, the compiled script, nothing else.
+    const [command, ...args] = readFileSync(`/proc/${server.managed.pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '')
+    t.equal(command, process.execPath)
+    t.equal(args.length, 1, `${server.managed.name}: node gets the script and no loader flags`)
+    t.match(args[0], /\.cjs$/)
+    t.notMatch(readFileSync(`/proc/${server.managed.pid}/environ`, 'utf8'), /NODE_OPTIONS=[^\0]*tsx/, `${server.managed.name}: no loader through NODE_OPTIONS either`)
+  }
+  const direct = await fetch(`${upstream.baseUrl}/tasks`)
+  t.equal(await direct.text(), UPSTREAM_BODY, 'the upstream answers with the benchmark body')
+
+  const b64 = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'user-7', iss: 'https://issuer.test', exp: Math.floor(Date.now() / 1000) + 60 })}`
+  const token = `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`
+  const proxied = await fetch(`${floor.baseUrl}/api/tasks`, { headers: { authorization: `Bearer ${token}` } })
+  t.equal(proxied.status, 200)
+  t.equal(proxied.headers.get('x-upstream-saw-user'), 'user-7', 'the floor verified the token and forwarded its sub')
+  t.equal((await fetch(`${floor.baseUrl}/api/tasks`, { headers: { authorization: `Bearer ${token}x` } })).status, 401, 'a bad signature is refused')
+})
+
 t.test('wrk output: requests, duration, errors and percentiles in any unit', async (t) => {
   const { parseWrkOutput, wrkArgs } = await import('../lib/wrk.js')
   const output = `Running 2s test @ http://127.0.0.1:4000/
