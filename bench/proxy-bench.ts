@@ -4,8 +4,8 @@
 //   core. The figure is the proxy process's CPU time per request answered; a row whose proxy used less
 //   than 90 % of its core is flagged, since an idle proxy spends more CPU per request.
 // - References in the same run: nginx as a plain proxy, HAProxy jwt_verify HS256 and ES256, the Node http
-//   hello world and the bare Node proxy floor (bench/servers/node-floor-proxy.ts); each gateway row is
-//   shown against HAProxy HS256 and against the floor.
+//   hello world and the bare Node proxy floor (bench/servers/node-floor-proxy.ts), both run as plain `node`
+//   (bench/lib/upstream.ts); each gateway row is shown against HAProxy HS256 and against the floor.
 // - Interleaved rounds (A B C … A B C …), medians; then p99 at a fixed 1,000 requests/s from an
 //   open-loop client, and the gateway's peak RSS.
 import { mkdirSync, writeFileSync } from 'node:fs'

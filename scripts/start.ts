@@ -5,10 +5,11 @@
 // only its half of the pair. Both services' log lines are shown, each marked with its service; Ctrl-C stops
 // both cleanly (gateway first, so no request is forwarded to a task service that is already gone).
 // Services are started from their build output (`npm start` runs `npm run build` first), the same code that
-// runs in the container images.
+// runs in the container images, and with the images' NODE_OPTIONS (V8's heap sized as there).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { imageNodeOptions, type Workspace } from '../support/workspaces.js'
 import { ensureAssertionKeys, ensureDevAudience, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, publicKeyOf, repoRoot } from './dev-env.js'
 
 const READY_TIMEOUT_MS = 30_000
@@ -37,10 +38,16 @@ function parsePort (value: string | undefined, fallback: number, name: string): 
   return port
 }
 
-function startService (name: string, entry: string, env: NodeJS.ProcessEnv): Service {
+/** The image's NODE_OPTIONS first, then any from the caller's environment (for V8 flags, the last one wins). */
+function withImageNodeOptions (workspace: Workspace, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const nodeOptions = [imageNodeOptions(workspace), env.NODE_OPTIONS ?? ''].filter((part) => part !== '').join(' ')
+  return nodeOptions === '' ? env : { ...env, NODE_OPTIONS: nodeOptions }
+}
+
+function startService (name: Workspace, entry: string, env: NodeJS.ProcessEnv): Service {
   // A process group of its own: a terminal's Ctrl-C reaches only this launcher, which then stops each service
   // once, in order, instead of every process receiving the signal at the same moment.
-  const child = spawn(process.execPath, [entry], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const child = spawn(process.execPath, [entry], { cwd: repoRoot, env: withImageNodeOptions(name, env), stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   const prefix = `${colour[name] ?? ''}[${name}]${reset} `
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream! }).on('line', (line) => process.stdout.write(prefix + line + '\n'))

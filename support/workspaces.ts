@@ -1,7 +1,7 @@
 // The repository's workspaces as the starters run them: from source through tsx, or from their build
 // (dist/server.js, as production runs it), built first when missing or older than the sources.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from './ports.js'
@@ -18,6 +18,18 @@ export function sourceEntry (workspace: Workspace): string {
 
 export function distEntry (workspace: Workspace): string {
   return join(repoRoot, workspace, 'dist', 'server.js')
+}
+
+/**
+ * The NODE_OPTIONS the workspace's container image runs node with (the `ENV NODE_OPTIONS=…` of its Dockerfile;
+ * empty when it sets none): whatever starts the build as production does (the benchmarks, `npm start`) passes
+ * the same, so that V8's heap is sized alike there and in the image.
+ */
+export function imageNodeOptions (workspace: Workspace): string {
+  const dockerfile = readFileSync(join(repoRoot, workspace, 'Dockerfile'), 'utf8')
+  const settings = [...dockerfile.matchAll(/^ENV NODE_OPTIONS=(?:"([^"]*)"|(\S+))\s*$/gm)]
+  const last = settings.at(-1)
+  return last === undefined ? '' : (last[1] ?? last[2] ?? '')
 }
 
 export function sourceExists (workspace: Workspace): boolean {
@@ -51,7 +63,10 @@ export interface SpawnOptions {
   port?: number
   /** Killed (SIGKILL) at t's teardown. */
   t?: TestContext
-  /** 'source' (default): src/server.ts through tsx. 'dist': the build, built first when stale. */
+  /**
+   * 'source' (default): src/server.ts through tsx. 'dist': as production runs it: the build (built first when
+   * stale), with the image's NODE_OPTIONS (imageNodeOptions).
+   */
   from?: 'source' | 'dist'
   /** Another entry script (overrides `from`). */
   entry?: string
@@ -78,13 +93,15 @@ export interface ServiceProcess extends Managed {
 
 /**
  * A workspace's server as its own process, configured by `env` only: nothing inherited from the caller's shell
- * but PATH can change its behaviour. NODE_ENV=production, listening on 127.0.0.1. Resolves once readyPath answers 200.
+ * but PATH can change its behaviour. NODE_ENV=production (and from 'dist', the image's NODE_OPTIONS), listening
+ * on 127.0.0.1. Resolves once readyPath answers 200.
  */
 export async function spawnWorkspace (workspace: Workspace, env: Record<string, string>, options: SpawnOptions = {}): Promise<ServiceProcess> {
   const port = options.port ?? await freePort()
   if (options.from === 'dist' && options.entry === undefined) buildWorkspaceIfStale(workspace)
   const entry = options.entry ?? (options.from === 'dist' ? distEntry(workspace) : sourceEntry(workspace))
   const nodeFlags = options.nodeFlags ?? []
+  const nodeOptions = options.from === 'dist' ? imageNodeOptions(workspace) : ''
   const managed = startProcess({
     name: options.name ?? workspace,
     command: options.launcher?.[0] ?? process.execPath,
@@ -94,7 +111,7 @@ export async function spawnWorkspace (workspace: Workspace, env: Record<string, 
       ...(entry.endsWith('.ts') && !nodeFlags.includes('tsx') ? ['--import', 'tsx'] : []),
       entry
     ],
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ...env },
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...(nodeOptions !== '' ? { NODE_OPTIONS: nodeOptions } : {}), HOST: '127.0.0.1', PORT: String(port), ...env },
     cwd: repoRoot,
     ...(options.logDir !== undefined ? { logDir: options.logDir } : {}),
     ...(options.core !== undefined ? { core: options.core } : {}),

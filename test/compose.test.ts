@@ -10,6 +10,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
 import { loadConfig as loadTaskServiceConfig } from '../task-service/src/config.js'
+import { imageNodeOptions } from '../support/workspaces.js'
 import { loadCompose } from './helpers/compose-interpolate.js'
 import { fullGatewayEnvs, fullTaskServiceEnvs, keysRead, PENDING_KEYS, PG_DRIVER_KEYS } from './helpers/config-keys.js'
 
@@ -279,6 +280,21 @@ for (const workspace of ['gateway', 'task-service']) {
     t.same(service(workspace).build, { context: '.', dockerfile: `${workspace}/Dockerfile` })
   })
 }
+
+t.test("the gateway image sizes V8's heap in NODE_OPTIONS, and node honours it there", async (t) => {
+  const nodeOptions = imageNodeOptions('gateway')
+  t.match(nodeOptions, /(^| )--max-semi-space-size=\d+( |$)/, 'the young generation set in ENV NODE_OPTIONS of gateway/Dockerfile')
+  t.match(nodeOptions, /(^| )--max-old-space-size=\d+( |$)/, 'and the old generation')
+  const finalStage = read('gateway/Dockerfile').slice(read('gateway/Dockerfile').lastIndexOf('\nFROM '))
+  t.ok(finalStage.includes(`ENV NODE_OPTIONS="${nodeOptions}"`), 'set in the runtime image, not only in a build stage')
+  // Node refuses a V8 flag that it does not allow in NODE_OPTIONS; an allowed one sizes the heap as on the command line.
+  const heapLimit = (args: string[], env: Record<string, string>): number => Number(execFileSync(process.execPath,
+    [...args, '-p', "require('node:v8').getHeapStatistics().heap_size_limit"], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' }))
+  t.equal(heapLimit([], { NODE_OPTIONS: nodeOptions }), heapLimit(nodeOptions.split(' '), {}), 'the same heap limit as the flags on the command line')
+  t.not(heapLimit([], { NODE_OPTIONS: nodeOptions }), heapLimit([], {}), 'which is not the default one')
+  // Compose passes through only the gateway's own settings (as the Kubernetes ConfigMap does), so nothing replaces it.
+  t.notOk('NODE_OPTIONS' in (service('gateway').environment ?? {}), 'docker-compose.yml does not override it')
+})
 
 function composeCli (): string[] | undefined {
   for (const candidate of [['docker-compose'], ['docker', 'compose']]) {

@@ -1,5 +1,6 @@
-// The gateway under test as the benchmark configures it: its build (`node gateway/dist/server.js`, as in
-// production), started by support/gateway.ts with no test defaults, configured by its environment only.
+// The gateway under test as the benchmark configures it: its build (`node gateway/dist/server.js` with the
+// image's NODE_OPTIONS, as in production), started by support/gateway.ts with no test defaults, configured by
+// its environment only.
 import { gatewaySourceExists, spawnGateway } from '../../support/gateway.js'
 import { freePort } from '../../support/ports.js'
 import { buildWorkspaceIfStale } from '../../support/workspaces.js'

@@ -14,6 +14,7 @@ import { mintPool, userIdFor, type BenchKeys, type TokenAlgorithm } from './toke
 import { startNodeFloorProxy, startUpstream, type HttpTarget } from './upstream.js'
 import { ensureWrk } from './wrk.js'
 import type { Managed } from '../../support/processes.js'
+import { imageNodeOptions } from '../../support/workspaces.js'
 
 export interface Scenario {
   id: string
@@ -206,12 +207,15 @@ export async function runSaturatedRounds (generator: LoadGenerator, scenarios: S
 
 /** The lines above every saturation table: who measured what, on which machine, under which load. */
 export function describeRun (options: BenchOptions, machine: MachineInfo, generator: LoadGenerator, upstreamKind: string): string[] {
+  const gatewayNodeOptions = imageNodeOptions('gateway')
   return [
     `Measured by \`${options.command}\` on ${machine.date} (commit ${machine.commit}).`,
     '',
     `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}; ${machine.pinning}.`,
     `Load: ${generator.description}, ${options.connections} connections; upstream: ${upstreamKind} on the load core; ` +
-      `${options.rounds} interleaved round(s) of ${options.durationSeconds} s per row, medians shown; errors are totals over all rounds.`
+      `${options.rounds} interleaved round(s) of ${options.durationSeconds} s per row, medians shown; errors are totals over all rounds.`,
+    `Processes: the gateway as its image runs it (\`node gateway/dist/server.js\`, NODE_ENV=production${gatewayNodeOptions !== '' ? `, NODE_OPTIONS=\`${gatewayNodeOptions}\`` : ''}); ` +
+      'the Node reference rows as plain `node` on their esbuild output (no loader in the process).'
   ]
 }
 
