@@ -4,7 +4,8 @@
 // in): a reference row is a Node process with nothing else in it, as a service deployed from its build
 // runs. Through tsx, the loader and its transpiled-module cache would add tens of MB to the measured RSS.
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { freePort } from '../../support/ports.js'
@@ -17,6 +18,10 @@ const serverSources = {
 }
 type ServerName = keyof typeof serverSources
 
+// The floor forwards with the undici the gateway forwards with (the gateway's own dependency, which may be a
+// newer major than the one at the repository root), so the two rows differ only in what the gateway adds.
+const gatewayUndici = dirname(createRequire(new URL('../../gateway/package.json', import.meta.url)).resolve('undici/package.json'))
+
 export interface HttpTarget {
   managed: Managed
   baseUrl: string
@@ -25,8 +30,8 @@ export interface HttpTarget {
 const compiled = new Map<string, Promise<Record<ServerName, string>>>()
 
 /**
- * The servers as plain JavaScript in `<dir>/servers`, one CommonJS bundle each (undici included, so the
- * output runs from any directory), compiled for the running Node. Once per directory.
+ * The servers as plain JavaScript in `<dir>/servers`, one CommonJS bundle each (the gateway's undici included,
+ * so the output runs from any directory), compiled for the running Node. Once per directory.
  */
 export function compileBenchServers (dir: string): Promise<Record<ServerName, string>> {
   let scripts = compiled.get(dir)
@@ -42,6 +47,7 @@ export function compileBenchServers (dir: string): Promise<Record<ServerName, st
         platform: 'node',
         format: 'cjs',
         target: `node${process.versions.node}`,
+        alias: { undici: gatewayUndici },
         logLevel: 'silent'
       })
       const names = Object.keys(serverSources) as ServerName[]
