@@ -16,7 +16,7 @@ import {
 } from './lib/costs-report.js'
 import { benchGatewayOptions, prepareGatewayBuild, startGateway } from './lib/gateway.js'
 import { describeMachine } from './lib/machine.js'
-import { replaceMeasuredSection, writeBenchResult } from './lib/report.js'
+import { publishBenchResult } from './lib/report.js'
 import {
   chooseLoadGenerator,
   CPU_COLUMNS_NOTE,
@@ -80,13 +80,7 @@ export async function runCostsBench (options: BenchOptions, workDir: string): Pr
   lines.push('', `${CPU_COLUMNS_NOTE} "saved" is the deployed gateway's CPU per request minus the variant's (for the floor: the whole gap).`)
   if (notes.length > 0) lines.push('', ...notes.map((note) => `- ${note}`))
 
-  const markdown = lines.join('\n')
-  console.log(`\n${markdown}\n`)
-  console.log(`wrote ${writeBenchResult('costs', markdown)}`)
-  if (options.write) {
-    replaceMeasuredSection('costs', markdown)
-    console.log('wrote docs/performance.md')
-  }
+  publishBenchResult('costs', lines.join('\n'), options.write)
   const errors = saturated.rows.reduce((sum, row) => sum + row.errors, 0)
   const skipped = runnable.length < scenarios.length
   return errors > 0 || saturated.stalled || skipped ? 1 : 0

@@ -18,7 +18,7 @@ import { describeMachine } from './lib/machine.js'
 import { createThrowawayDatabase } from './lib/postgres.js'
 import { cpuDelta, cpuOfPids, processCpuMicros } from './lib/proc-stats.js'
 import { stopProcess } from '../support/processes.js'
-import { replaceMeasuredSection, writeBenchResult } from './lib/report.js'
+import { publishBenchResult } from './lib/report.js'
 import { formatNumber } from './lib/table.js'
 import { startTaskService } from './lib/task-service.js'
 import { taskServiceSourceExists } from '../support/task-service.js'
@@ -146,13 +146,7 @@ export async function runE2eBench (options: BenchOptions, workDir: string): Prom
       '"gateway share" is the gateway\'s part of the whole request\'s CPU.',
     ...notes.map((note) => `\n- ${note}`)
   ]
-  const markdown = lines.join('\n')
-  console.log(`\n${markdown}\n`)
-  console.log(`wrote ${writeBenchResult('e2e', markdown)}`)
-  if (options.write) {
-    replaceMeasuredSection('e2e', markdown)
-    console.log('wrote docs/performance.md')
-  }
+  publishBenchResult('e2e', lines.join('\n'), options.write)
   return rows.some((r) => r.errors > 0) || rows.length === 0 ? 1 : 0
 }
 

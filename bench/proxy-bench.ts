@@ -27,7 +27,7 @@ import {
   renderTargets,
   type FixedRateRow
 } from './lib/proxy-report.js'
-import { replaceMeasuredSection, writeBenchResult } from './lib/report.js'
+import { publishBenchResult } from './lib/report.js'
 import {
   chooseLoadGenerator,
   CPU_COLUMNS_NOTE,
@@ -175,13 +175,7 @@ export async function runProxyBench (options: BenchOptions, workDir: string): Pr
     lines.push('')
     for (const note of notes) lines.push(`- ${note}`)
   }
-  const markdown = lines.join('\n')
-  console.log(`\n${markdown}\n`)
-  console.log(`wrote ${writeBenchResult('proxy', markdown)}`)
-  if (options.write) {
-    replaceMeasuredSection('proxy', markdown)
-    console.log('wrote docs/performance.md')
-  }
+  publishBenchResult('proxy', lines.join('\n'), options.write)
   const errors = rows.reduce((sum, row) => sum + row.errors, 0) + fixedRows.reduce((sum, row) => sum + row.errors, 0)
   return errors > 0 || saturated.stalled ? 1 : 0
 }

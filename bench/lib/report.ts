@@ -37,3 +37,16 @@ export function writeBenchResult (section: MeasuredSection, markdown: string): s
   writeFileSync(file, `${markdown.trim()}\n`)
   return file
 }
+
+/**
+ * A run's tables: printed, left in `.bench/<section>.md`, and with `write` (full runs) put into
+ * docs/performance.md between the section's markers.
+ */
+export function publishBenchResult (section: MeasuredSection, markdown: string, write: boolean): void {
+  console.log(`\n${markdown}\n`)
+  console.log(`wrote ${writeBenchResult(section, markdown)}`)
+  if (write) {
+    replaceMeasuredSection(section, markdown)
+    console.log('wrote docs/performance.md')
+  }
+}
