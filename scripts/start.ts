@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { imageNodeOptions, type Workspace } from '../support/workspaces.js'
+import { withImageNodeOptions, type Workspace } from '../support/workspaces.js'
 import { ensureAssertionKeys, ensureDevAudience, ensureDevCorsOrigins, ensureDevSecret, effectiveEnv, publicKeyOf, repoRoot } from './dev-env.js'
 
 const READY_TIMEOUT_MS = 30_000
@@ -36,12 +36,6 @@ function parsePort (value: string | undefined, fallback: number, name: string): 
     process.exit(1)
   }
   return port
-}
-
-/** The image's NODE_OPTIONS first, then any from the caller's environment (for V8 flags, the last one wins). */
-function withImageNodeOptions (workspace: Workspace, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const nodeOptions = [imageNodeOptions(workspace), env.NODE_OPTIONS ?? ''].filter((part) => part !== '').join(' ')
-  return nodeOptions === '' ? env : { ...env, NODE_OPTIONS: nodeOptions }
 }
 
 function startService (name: Workspace, entry: string, env: NodeJS.ProcessEnv): Service {

@@ -32,6 +32,12 @@ export function imageNodeOptions (workspace: Workspace): string {
   return last === undefined ? '' : (last[1] ?? last[2] ?? '')
 }
 
+/** `env` with the image's NODE_OPTIONS first and env's own after them (for V8 flags, the last one wins). */
+export function withImageNodeOptions<E extends Record<string, string | undefined>> (workspace: Workspace, env: E): E {
+  const nodeOptions = [imageNodeOptions(workspace), env.NODE_OPTIONS ?? ''].filter((part) => part !== '').join(' ')
+  return nodeOptions === '' ? env : { ...env, NODE_OPTIONS: nodeOptions }
+}
+
 export function sourceExists (workspace: Workspace): boolean {
   return existsSync(sourceEntry(workspace))
 }
@@ -93,7 +99,7 @@ export interface ServiceProcess extends Managed {
 
 /**
  * A workspace's server as its own process, configured by `env` only: nothing inherited from the caller's shell
- * but PATH can change its behaviour. NODE_ENV=production (and from 'dist', the image's NODE_OPTIONS), listening
+ * but PATH can change its behaviour. NODE_ENV=production (and from 'dist', the image's NODE_OPTIONS before any in env), listening
  * on 127.0.0.1. Resolves once readyPath answers 200.
  */
 export async function spawnWorkspace (workspace: Workspace, env: Record<string, string>, options: SpawnOptions = {}): Promise<ServiceProcess> {
@@ -101,7 +107,7 @@ export async function spawnWorkspace (workspace: Workspace, env: Record<string, 
   if (options.from === 'dist' && options.entry === undefined) buildWorkspaceIfStale(workspace)
   const entry = options.entry ?? (options.from === 'dist' ? distEntry(workspace) : sourceEntry(workspace))
   const nodeFlags = options.nodeFlags ?? []
-  const nodeOptions = options.from === 'dist' ? imageNodeOptions(workspace) : ''
+  const processEnv = { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ...env }
   const managed = startProcess({
     name: options.name ?? workspace,
     command: options.launcher?.[0] ?? process.execPath,
@@ -111,7 +117,7 @@ export async function spawnWorkspace (workspace: Workspace, env: Record<string, 
       ...(entry.endsWith('.ts') && !nodeFlags.includes('tsx') ? ['--import', 'tsx'] : []),
       entry
     ],
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...(nodeOptions !== '' ? { NODE_OPTIONS: nodeOptions } : {}), HOST: '127.0.0.1', PORT: String(port), ...env },
+    env: options.from === 'dist' ? withImageNodeOptions(workspace, processEnv) : processEnv,
     cwd: repoRoot,
     ...(options.logDir !== undefined ? { logDir: options.logDir } : {}),
     ...(options.core !== undefined ? { core: options.core } : {}),
