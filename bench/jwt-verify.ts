@@ -373,9 +373,19 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
   }
 }
 
+/** A checkout given on the command line, as an absolute path; exits with a message when it holds no gateway. */
+function checkoutArgument (option: string, dir: string): string {
+  const path = resolve(dir)
+  if (!existsSync(join(path, 'gateway', 'package.json')) || !existsSync(join(path, 'node_modules'))) {
+    console.error(`--${option} ${dir}: not a checkout of this repository with its dependencies installed (git worktree add --detach <dir> <rev>, then npm ci there)`)
+    process.exit(2)
+  }
+  return path
+}
+
 const tree = values['baseline-tree']
 if (tree !== undefined) {
-  process.exitCode = await gatewayAb(resolve(tree), values.tree === undefined ? undefined : resolve(values.tree))
+  process.exitCode = await gatewayAb(checkoutArgument('baseline-tree', tree), values.tree === undefined ? undefined : checkoutArgument('tree', values.tree))
 } else {
   await verifierAb()
 }
