@@ -21,7 +21,8 @@
 //     user and cached; the baseline has none) stays out of the figure. Each window drives one gateway for
 //     S seconds at one concurrency; windows are interleaved (baseline first, then this tree first, in
 //     turn). The figure is the gateway process's CPU time (utime + stime of every thread, from
-//     /proc/<pid>/stat) per request, medians of the rounds; --cpu-prof adds each gateway's hot spots.
+//     /proc/<pid>/stat) per request, medians of the rounds, and the median of each round's own ratio (the two
+//     builds' windows of a round ran back to back); --cpu-prof adds each gateway's hot spots.
 //     --tree <dir> measures another checkout (set up the same way) in place of this tree, e.g. the commit
 //     that switched to jose, to tell its cost from that of what later commits added to every request.
 //     --callgrind runs each gateway under `valgrind --tool=callgrind` instead and counts the instructions
@@ -181,6 +182,10 @@ const SHAPES: ReadonlyArray<{ shape: Shape, alg: TokenAlgorithm, fresh: boolean 
 const BUILDS = ['baseline', 'jose'] as const
 type Build = typeof BUILDS[number]
 
+function signedPercent (fraction: number): string {
+  return `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(0)} %`
+}
+
 /** Builds a checkout's gateway with that checkout's own compiler when its dist/ is missing. */
 function buildCheckout (tree: string): string {
   const entry = join(tree, 'gateway', 'dist', 'server.js')
@@ -333,26 +338,31 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
     const rows: Array<Array<string | number>> = []
     for (const connections of connectionLevels) {
       for (const { shape } of shapes) {
-        const base = median((results.get(key('baseline', shape, connections)) ?? []).map((r) => r.cost))
+        const baseRounds = (results.get(key('baseline', shape, connections)) ?? []).map((r) => r.cost)
+        const base = median(baseRounds)
         for (const build of BUILDS) {
           const mine = results.get(key(build, shape, connections)) ?? []
           const cost = median(mine.map((r) => r.cost))
+          // The two builds' windows of one round ran back to back, under the same load on the host: the
+          // round's own ratio is the comparison least moved by drift between rounds.
+          const ratios = mine.map((r, i) => r.cost / (baseRounds[i] as number))
           rows.push([
             shape,
             connections,
             build === 'baseline' ? `hand-written (${baselineRev})` : `jose (${ownRev}${dirty ? '+' : ''})`,
             callgrind ? Math.round(cost).toLocaleString('en-US') : cost.toFixed(1),
             ...(callgrind ? [] : [mine.map((r) => r.cost.toFixed(1)).join(' / '), `${Math.round(Math.min(...mine.map((r) => r.coreUse)) * 100)} %`]),
-            build === 'baseline' ? '' : `${cost >= base ? '+' : ''}${((cost / base - 1) * 100).toFixed(0)} %`
+            build === 'baseline' ? '' : `${cost >= base ? '+' : ''}${((cost / base - 1) * 100).toFixed(0)} %`,
+            ...(callgrind ? [] : [build === 'baseline' ? '' : `${signedPercent(median(ratios) - 1)} (${ratios.filter((r) => r < 1).length}/${ratios.length} cheaper)`])
           ])
         }
       }
     }
     process.stdout.write(`\nnode ${process.version}; ${rounds} interleaved round(s) of ${seconds} s windows, ${wrkInstalled() ? 'wrk' : 'autocannon'}; ${hasTaskset ? 'gateways on core 1, load generator and upstream on core 0' : 'not pinned (no taskset)'}; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end\n\n`)
     process.stdout.write(markdownTable(
-      ['token', 'in flight', 'gateway', unit, ...(callgrind ? [] : ['rounds', 'min core use']), 'vs baseline'],
+      ['token', 'in flight', 'gateway', unit, ...(callgrind ? [] : ['rounds', 'min core use']), 'vs baseline', ...(callgrind ? [] : ['per round (median)'])],
       rows,
-      [false, true, false, true, ...(callgrind ? [] : [false, true]), true]
+      [false, true, false, true, ...(callgrind ? [] : [false, true]), true, ...(callgrind ? [] : [true])]
     ) + '\n')
     if (errors > 0) process.stdout.write(`\n${errors} requests failed: the figures are not comparable.\n`)
     if (cpuProf) {
