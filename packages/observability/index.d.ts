@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client'
+import type { Aggregator, MetricObjectWithValues, MetricValueWithName, OpenMetricsContentType, PrometheusContentType, Registry } from 'prom-client'
 
 /** Status recorded for a request whose connection closed before its response head was sent (as nginx logs it). */
 export declare const CLIENT_CLOSED_REQUEST: 499
@@ -33,6 +33,41 @@ export interface HttpMetrics {
 
 /** http_request_duration_seconds (histogram, `buckets` in seconds), http_requests_total, http_requests_in_flight in `registry`. */
 export declare function createHttpMetrics (registry: Registry, options: { buckets: number[] }): HttpMetrics
+
+export interface PositionalHistogramOptions {
+  /** A Prometheus metric name. */
+  name: string
+  help: string
+  /** At most 4; not `le`. Default: none. */
+  labelNames?: readonly string[]
+  /** Upper bounds, finite and increasing; +Inf is added. */
+  buckets: readonly number[]
+  /** The registries it is registered in (at least one). */
+  registers: Array<Registry<PrometheusContentType> | Registry<OpenMetricsContentType>>
+}
+
+/**
+ * A histogram exposed exactly as prom-client's Histogram is (same text, same get() rows), whose observe() takes
+ * the label values positionally and allocates nothing for a series it has seen before.
+ */
+export declare class PositionalHistogram {
+  constructor (options: PositionalHistogramOptions)
+  readonly name: string
+  readonly help: string
+  readonly type: 'histogram'
+  readonly aggregator: Aggregator
+  readonly labelNames: readonly string[]
+  readonly buckets: readonly number[]
+  /**
+   * Records `value` under the label values given in labelNames order, one per label name. Throws a TypeError when
+   * `value` is not a finite number or a new series' label value is not a string, an Error for the wrong number of
+   * label values.
+   */
+  observe (value: number, ...labelValues: string[]): void
+  /** Forgets every series. */
+  reset (): void
+  get (): Promise<MetricObjectWithValues<MetricValueWithName<string>>>
+}
 
 /** A gauge read when scraped; `read` returning undefined leaves it as it was. */
 export declare function scrapedGauge (registry: Registry, options: { name: string, help: string, read: () => number | undefined }): unknown
