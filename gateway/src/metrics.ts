@@ -8,8 +8,8 @@
 //   code        an authentication error code (errors.ts), limit "ip" | "user", kind of an upstream error
 // Everything read from the key store and the verification cache is read at scrape time.
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { createHttpMetrics, listenMetrics, scrapedCounter, scrapedGauge, withProcessMetrics, type MetricsListener } from 'observability'
-import { Counter, Histogram, Registry } from 'prom-client'
+import { createHttpMetrics, listenMetrics, PositionalHistogram, scrapedCounter, scrapedGauge, withProcessMetrics, type MetricsListener } from 'observability'
+import { Counter, Registry } from 'prom-client'
 import type { ErrorCode } from './errors.js'
 import { normalizePath } from './pipeline/authorize.js'
 
@@ -126,10 +126,10 @@ export function createGatewayMetrics (): GatewayMetrics {
     labelNames: ['reason'] as const,
     registers: [own]
   })
-  const upstreamDuration = new Histogram({
+  const upstreamDuration = new PositionalHistogram({
     name: 'gateway_upstream_duration_seconds',
     help: 'Time from handing a request to the task-service pool to its response head (queueing and connecting included), by status code',
-    labelNames: ['status_code'] as const,
+    labelNames: ['status_code'],
     buckets: HTTP_BUCKETS,
     registers: [own]
   })
@@ -194,7 +194,7 @@ export function createGatewayMetrics (): GatewayMetrics {
     authenticationFailed (code) { authFailures.inc({ code }) },
     rateLimited (limit) { rateLimited.inc({ limit }) },
     loadShed (reason) { shed.inc({ reason: LOAD_SHED_REASONS.has(reason) ? reason : 'other' }) },
-    upstreamResponded (statusCode, seconds) { upstreamDuration.observe({ status_code: String(statusCode) }, seconds) },
+    upstreamResponded (statusCode, seconds) { upstreamDuration.observe(seconds, String(statusCode)) },
     upstreamFailed (kind) { upstreamErrors.inc({ kind }) },
     watchKeyStore (stats) { keyStats = stats },
     watchCache (stats) { cacheStats = stats }
