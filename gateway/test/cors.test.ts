@@ -194,9 +194,27 @@ t.test('preflights: allowed origin granted; other origins and unroutable URLs ne
   // No CORS_ORIGINS at all (the default): every origin is refused, still without a 401.
   const none = await startGateway({ TASK_SERVICE_URL: up.url })
   t.teardown(() => none.close())
+  const optionsBefore = up.received.filter((r) => r.method === 'OPTIONS').length
   const r = await call(none.url, 'OPTIONS', '/api/tasks', { ...preflight, origin: ORIGIN })
   t.equal(r.status, 204, 'answered as a preflight')
   t.notOk('access-control-allow-origin' in r.headers, 'no Access-Control-Allow-Origin')
+  for (const path of ['/api/tasks/1', '/api/tasks/%E0%A4%A']) {
+    const p = await call(none.url, 'OPTIONS', path, { ...preflight, origin: ORIGIN })
+    t.equal(p.status, 204, `${path}: answered as a preflight`)
+    t.same(Object.keys(p.headers).filter((n) => n.startsWith('access-control-')), [], `${path}: no Access-Control-* header`)
+  }
+  t.equal(up.received.filter((r) => r.method === 'OPTIONS').length, optionsBefore, 'no OPTIONS request is forwarded')
+  // Nothing is ever granted, so no answer varies by Origin: forwarded, the gateway's own, and the router's.
+  for (const [what, status, headers, path] of [
+    ['forwarded', 200, bearer(token), '/api/tasks'],
+    ['401', 401, {}, '/api/tasks'],
+    ['404 on a URL the router refuses', 404, bearer(token), '/api/tasks/%E0%A4%A']
+  ] as const) {
+    const a = await call(none.url, 'GET', path, { ...headers, origin: ORIGIN })
+    t.equal(a.status, status, `${what}: status`)
+    t.same(Object.keys(a.headers).filter((n) => n.startsWith('access-control-')), [], `${what}: no Access-Control-* header`)
+    t.notMatch(header(a.headers, 'vary').toLowerCase(), /origin/, `${what}: no Vary: Origin`)
+  }
 })
 
 /** Blocks the event loop (a stall: a synchronous CPU burst). */

@@ -8,7 +8,8 @@
 //  - a preflight is answered here, before load shedding and the rate limits, which never count it.
 // A request from an origin that is not allowed (every origin, with no CORS_ORIGINS) or without Origin
 // gets no Access-Control-* header; its preflight is still answered here (204): a browser reports a CORS
-// refusal, never a 401.
+// refusal, never a 401. Without CORS_ORIGINS @fastify/cors is not registered at all: it would grant
+// nothing, yet run on every request and add `Vary: Origin` to answers that do not vary by origin.
 // Answers made where no hook runs (a URL the router refuses, malformed HTTP on the raw socket) take
 // their CORS headers from app.corsHeaders() instead.
 import fp from 'fastify-plugin'
@@ -43,19 +44,21 @@ export const cors = fp<{ origins: string[] }>(async function cors (app, opts) {
     if (request.method !== 'OPTIONS' || allowed.has(request.headers.origin ?? '')) { done(); return }
     reply.code(204).header('content-length', '0').send()
   })
-  await app.register(fastifyCors, {
-    // Only an allowed origin gets CORS headers; any other request gets none at all.
-    origin: (origin, cb) => { cb(null, origin !== undefined && allowed.has(origin)) },
-    credentials: true,
-    methods: METHODS,
-    allowedHeaders: ALLOWED_HEADERS,
-    exposedHeaders: [...EXPOSED_HEADERS],
-    maxAge: MAX_AGE,
-    // Every OPTIONS request is answered as a preflight (204), also one without
-    // Access-Control-Request-Method: the strict mode's answer to that is a text/plain 400, outside the
-    // gateway's error contract.
-    strictPreflight: false
-  })
+  if (allowed.size > 0) {
+    await app.register(fastifyCors, {
+      // Only an allowed origin gets CORS headers; any other request gets none at all.
+      origin: (origin, cb) => { cb(null, origin !== undefined && allowed.has(origin)) },
+      credentials: true,
+      methods: METHODS,
+      allowedHeaders: ALLOWED_HEADERS,
+      exposedHeaders: [...EXPOSED_HEADERS],
+      maxAge: MAX_AGE,
+      // Every OPTIONS request is answered as a preflight (204), also one without
+      // Access-Control-Request-Method: the strict mode's answer to that is a text/plain 400, outside the
+      // gateway's error contract.
+      strictPreflight: false
+    })
+  }
   const always: Array<readonly [string, string]> = [
     ['access-control-allow-credentials', 'true'],
     ['access-control-expose-headers', EXPOSED_HEADERS.join(', ')],
