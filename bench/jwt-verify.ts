@@ -10,7 +10,7 @@
 //     read with `git show` into a temporary directory and loaded from there.
 //
 //   npm run bench:jwt -- --baseline-tree <dir> [--seconds S] [--rounds R] [--connections 1,16] [--users U]
-//                        [--shapes 'EdDSA fresh,…'] [--cpu-prof] [--callgrind]
+//                        [--shapes 'EdDSA fresh,…'] [--instances N] [--cpu-prof] [--callgrind]
 //     Whole gateways: this tree's gateway beside the one in <dir>, a checkout of the baseline commit with
 //     its dependencies installed (`git worktree add --detach <dir> <rev>`, then `npm ci` there; its
 //     gateway/dist is built when missing). Both run `node gateway/dist/server.js` on the proxy core; the
@@ -20,7 +20,10 @@
 //     U users (100 by default), so the gateway's once-per-user work (its identity assertion, signed once per
 //     user and cached; the baseline has none) stays out of the figure. Each window drives one gateway for
 //     S seconds at one concurrency; windows are interleaved (baseline first, then this tree first, in
-//     turn). The figure is the gateway process's CPU time (utime + stime of every thread, from
+//     turn). --instances N (default 2) starts N processes of each build and drives each of them in every
+//     round, the builds' processes taking turns: two processes of one build can differ by several per cent
+//     for as long as they live (where V8 placed and how it compiled their code), so a round's figure for a
+//     build is the mean of its processes' windows. The figure is the gateway process's CPU time (utime + stime of every thread, from
 //     /proc/<pid>/stat) per request, medians of the rounds, and the median of each round's own ratio (the two
 //     builds' windows of a round ran back to back); --cpu-prof adds each gateway's hot spots.
 //     --tree <dir> measures another checkout (set up the same way) in place of this tree, e.g. the commit
@@ -70,6 +73,7 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     connections: { type: 'string', default: '1,16' },
     users: { type: 'string', default: '100' },
+    instances: { type: 'string', default: '2' },
     shapes: { type: 'string', default: 'EdDSA fresh,HS256 fresh,EdDSA repeated,HS256 repeated' },
     'cpu-prof': { type: 'boolean', default: false },
     callgrind: { type: 'boolean', default: false }
@@ -237,6 +241,9 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
   if (shapes.length === 0) throw new Error(`--shapes takes a comma-separated list of: ${SHAPES.map((s) => s.shape).join(', ')}`)
   const cpuProf = values['cpu-prof'] === true
   const rounds = callgrind ? 1 : ROUNDS
+  // Under valgrind or the profiler one process per build: instruction counts and profiles are read per process.
+  const instances = callgrind || cpuProf ? 1 : Number(values.instances)
+  if (!Number.isInteger(instances) || instances < 1) throw new Error('--instances takes a positive whole number')
   const baselineRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: tree, encoding: 'utf8' }).trim()
   const ownDir = ownTree ?? repoRoot
   const ownRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ownDir, encoding: 'utf8' }).trim()
@@ -249,26 +256,29 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
   try {
     const { jwks, keys } = await startKeyServer()
     const upstream = await startUpstream('upstream', workDir, LOAD_CORE)
-    const gateways = new Map<Build, HttpTarget & { cgOut: string, dumps: number }>()
-    for (const build of BUILDS) {
-      const cgOut = join(workDir, `${build}.callgrind`)
-      gateways.set(build, {
-        ...await startGateway({
-          name: `gateway-${build}`,
-          upstreamUrl: upstream.baseUrl,
-          ...gatewayAuth(keys, jwks.url),
-          logDir: workDir,
-          logLevel: 'info',
-          entry: entries[build],
-          ...(cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${join(workDir, `profile-${build}`)}`] } : {}),
-          // Under valgrind every request is slow: load shedding would refuse them, so it is off there.
-          ...(callgrind
-            ? { launcher: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${cgOut}`], readyTimeoutMs: 300_000, env: { LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '0' } }
-            : {})
-        }),
-        cgOut,
-        dumps: 0
-      })
+    type Instance = HttpTarget & { cgOut: string, dumps: number }
+    const gateways = new Map<Build, Instance[]>(BUILDS.map((build) => [build, []]))
+    for (let i = 1; i <= instances; i++) {
+      for (const build of BUILDS) {
+        const cgOut = join(workDir, `${build}.callgrind`)
+        gateways.get(build)?.push({
+          ...await startGateway({
+            name: `gateway-${build}-${i}`,
+            upstreamUrl: upstream.baseUrl,
+            ...gatewayAuth(keys, jwks.url),
+            logDir: workDir,
+            logLevel: 'info',
+            entry: entries[build],
+            ...(cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${join(workDir, `profile-${build}`)}`] } : {}),
+            // Under valgrind every request is slow: load shedding would refuse them, so it is off there.
+            ...(callgrind
+              ? { launcher: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${cgOut}`], readyTimeoutMs: 300_000, env: { LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '0' } }
+              : {})
+          }),
+          cgOut,
+          dumps: 0
+        })
+      }
     }
 
     // Token pools: one repeated token per connection; fresh tokens never sent before (the same pool goes to
@@ -285,8 +295,8 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
       return pool
     }
 
-    const window = async (build: Build, tokens: string[], connections: number, windowSeconds: number): Promise<{ cost: number, requests: number, rate: number, coreUse: number, errors: number }> => {
-      const gateway = gateways.get(build) as HttpTarget & { cgOut: string, dumps: number }
+    const window = async (build: Build, instance: number, tokens: string[], connections: number, windowSeconds: number): Promise<{ cost: number, requests: number, rate: number, coreUse: number, errors: number }> => {
+      const gateway = gateways.get(build)?.[instance] as Instance
       const pid = gateway.managed.pid
       if (callgrind) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore', env: VGDB_ENV })
       const cpu0 = processCpuMicros(pid)
@@ -302,12 +312,14 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
     // seen per algorithm, which sizes the fresh-token pools (a window must never run out of new tokens).
     const fastest = new Map<TokenAlgorithm, number>()
     const warmupPool = callgrind ? 6000 : 12_000
-    for (const build of BUILDS) {
-      for (const { alg, fresh } of shapes) {
-        const tokens = fresh ? await freshPool(alg, warmupPool) : repeated.get(alg) as string[]
-        const w = await window(build, tokens, Math.max(...connectionLevels), callgrind ? 30 : 2)
-        if (w.errors > 0) throw new Error(`${build} gateway answered ${w.errors} of ${w.requests} ${alg} warm-up requests with an error`)
-        fastest.set(alg, Math.max(fastest.get(alg) ?? 0, w.rate))
+    for (let i = 0; i < instances; i++) {
+      for (const build of BUILDS) {
+        for (const { alg, fresh } of shapes) {
+          const tokens = fresh ? await freshPool(alg, warmupPool) : repeated.get(alg) as string[]
+          const w = await window(build, i, tokens, Math.max(...connectionLevels), callgrind ? 30 : 2)
+          if (w.errors > 0) throw new Error(`${build} gateway answered ${w.errors} of ${w.requests} ${alg} warm-up requests with an error`)
+          fastest.set(alg, Math.max(fastest.get(alg) ?? 0, w.rate))
+        }
       }
     }
 
@@ -320,15 +332,22 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
           // Three times the fastest rate seen so far: the warm-up runs colder code, and the machine may quieten.
           const tokens = fresh ? await freshPool(alg, Math.ceil(3 * (fastest.get(alg) as number) * seconds) + 100) : repeated.get(alg) as string[]
           const order = round % 2 === 1 ? BUILDS : [...BUILDS].reverse()
-          for (const build of order) {
-            const w = await window(build, tokens, connections, seconds)
-            if (fresh && w.requests > tokens.length) throw new Error(`${build} answered ${w.requests} requests but only ${tokens.length} fresh tokens were minted: some were repeats`)
-            errors += w.errors
-            fastest.set(alg, Math.max(fastest.get(alg) as number, w.rate))
+          const windows = new Map<Build, Array<{ cost: number, coreUse: number }>>(BUILDS.map((build) => [build, []]))
+          for (let i = 0; i < instances; i++) {
+            for (const build of order) {
+              const w = await window(build, i, tokens, connections, seconds)
+              if (fresh && w.requests > tokens.length) throw new Error(`${build} answered ${w.requests} requests but only ${tokens.length} fresh tokens were minted: some were repeats`)
+              errors += w.errors
+              fastest.set(alg, Math.max(fastest.get(alg) as number, w.rate))
+              windows.get(build)?.push({ cost: w.cost, coreUse: w.coreUse })
+              console.log(`round ${round} c=${connections} ${shape.padEnd(14)} ${build.padEnd(8)}${instances > 1 ? ` #${i + 1}` : ''} ${callgrind ? `${Math.round(w.cost)} instructions/req` : `${w.cost.toFixed(1)} µs/req  core ${(w.coreUse * 100).toFixed(0)} %`}${w.errors > 0 ? `  ERRORS ${w.errors}` : ''}`)
+            }
+          }
+          for (const build of BUILDS) {
+            const mine = windows.get(build) ?? []
             const list = results.get(key(build, shape, connections)) ?? []
-            list.push({ cost: w.cost, coreUse: w.coreUse })
+            list.push({ cost: mine.reduce((sum, w) => sum + w.cost, 0) / mine.length, coreUse: Math.min(...mine.map((w) => w.coreUse)) })
             results.set(key(build, shape, connections), list)
-            console.log(`round ${round} c=${connections} ${shape.padEnd(14)} ${build.padEnd(8)} ${callgrind ? `${Math.round(w.cost)} instructions/req` : `${w.cost.toFixed(1)} µs/req  core ${(w.coreUse * 100).toFixed(0)} %`}${w.errors > 0 ? `  ERRORS ${w.errors}` : ''}`)
           }
         }
       }
@@ -358,7 +377,7 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
         }
       }
     }
-    process.stdout.write(`\nnode ${process.version}; ${rounds} interleaved round(s) of ${seconds} s windows, ${wrkInstalled() ? 'wrk' : 'autocannon'}; ${hasTaskset ? 'gateways on core 1, load generator and upstream on core 0' : 'not pinned (no taskset)'}; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end\n\n`)
+    process.stdout.write(`\nnode ${process.version}; ${rounds} interleaved round(s) of ${seconds} s windows, ${instances} process(es) per build (a round's figure is their mean), ${wrkInstalled() ? 'wrk' : 'autocannon'}; ${hasTaskset ? 'gateways on core 1, load generator and upstream on core 0' : 'not pinned (no taskset)'}; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end\n\n`)
     process.stdout.write(markdownTable(
       ['token', 'in flight', 'gateway', unit, ...(callgrind ? [] : ['rounds', 'min core use']), 'vs baseline', ...(callgrind ? [] : ['per round (median)'])],
       rows,
