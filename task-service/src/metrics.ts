@@ -10,8 +10,8 @@
 // The user id is never a label.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { createHttpMetrics, listenMetrics, scrapedGauge, withProcessMetrics, type HttpMetrics, type MetricsListener } from 'observability'
-import { Histogram, Registry } from 'prom-client'
+import { createHttpMetrics, listenMetrics, PositionalHistogram, scrapedGauge, withProcessMetrics, type HttpMetrics, type MetricsListener } from 'observability'
+import { Registry } from 'prom-client'
 import { isUnavailableError, PostgresDatabase, type Database, type Queryable, type QueryResult } from './db.js'
 
 const OPERATIONS = new Set(['select', 'insert', 'update', 'delete', 'with', 'begin', 'commit', 'rollback', 'create', 'alter', 'drop', 'set'])
@@ -38,10 +38,10 @@ export interface TaskServiceMetrics {
 export function createMetrics (db: Database): TaskServiceMetrics & { http: HttpMetrics } {
   const own = new Registry()
   const http = createHttpMetrics(own, { buckets: HTTP_BUCKETS })
-  const queryDuration = new Histogram({
+  const queryDuration = new PositionalHistogram({
     name: 'task_service_db_query_duration_seconds',
     help: 'Database statement time (queue for a connection included), by SQL verb and outcome; "transaction" is a whole transaction',
-    labelNames: ['operation', 'outcome'] as const,
+    labelNames: ['operation', 'outcome'],
     buckets: DB_BUCKETS,
     registers: [own]
   })
@@ -80,7 +80,7 @@ export function createMetrics (db: Database): TaskServiceMetrics & { http: HttpM
       outcome = isUnavailableError(err) ? 'unavailable' : 'error'
       throw err
     } finally {
-      queryDuration.observe({ operation, outcome }, Number(process.hrtime.bigint() - start) / 1e9)
+      queryDuration.observe(Number(process.hrtime.bigint() - start) / 1e9, operation, outcome)
     }
   }
   const timedQueryable = (target: Queryable): Queryable => ({
