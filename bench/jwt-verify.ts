@@ -10,7 +10,7 @@
 //     read with `git show` into a temporary directory and loaded from there.
 //
 //   npm run bench:jwt -- --baseline-tree <dir> [--seconds S] [--rounds R] [--connections 1,16] [--users U]
-//                        [--shapes 'EdDSA fresh,…'] [--instances N] [--cpu-prof] [--callgrind]
+//                        [--shapes 'EdDSA fresh,…'] [--instances N] [--env KEY=VALUE …] [--cpu-prof] [--callgrind]
 //     Whole gateways: this tree's gateway beside the one in <dir>, a checkout of the baseline commit with
 //     its dependencies installed (`git worktree add --detach <dir> <rev>`, then `npm ci` there; its
 //     gateway/dist is built when missing). Both run `node gateway/dist/server.js` on the proxy core; the
@@ -26,6 +26,8 @@
 //     build is the mean of its processes' windows. The figure is the gateway process's CPU time (utime + stime of every thread, from
 //     /proc/<pid>/stat) per request, medians of the rounds, and the median of each round's own ratio (the two
 //     builds' windows of a round ran back to back); --cpu-prof adds each gateway's hot spots.
+//     --env KEY=VALUE (repeatable) sets a gateway setting for both builds, e.g. every optional feature off
+//     (LOG_LEVEL=warn, RATE_LIMIT_USER_MAX=0, …) to compare what is left when they are.
 //     --tree <dir> measures another checkout (set up the same way) in place of this tree, e.g. the commit
 //     that switched to jose, to tell its cost from that of what later commits added to every request.
 //     --callgrind runs each gateway under `valgrind --tool=callgrind` instead and counts the instructions
@@ -74,6 +76,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '1,16' },
     users: { type: 'string', default: '100' },
     instances: { type: 'string', default: '2' },
+    env: { type: 'string', multiple: true, default: [] },
     shapes: { type: 'string', default: 'EdDSA fresh,HS256 fresh,EdDSA repeated,HS256 repeated' },
     'cpu-prof': { type: 'boolean', default: false },
     callgrind: { type: 'boolean', default: false }
@@ -186,6 +189,20 @@ const SHAPES: ReadonlyArray<{ shape: Shape, alg: TokenAlgorithm, fresh: boolean 
 const BUILDS = ['baseline', 'jose'] as const
 type Build = typeof BUILDS[number]
 
+/** --env KEY=VALUE arguments as an environment; exits 2 on one that is not a setting's name and a value. */
+function gatewaySettings (pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const pair of pairs) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/s.exec(pair)
+    if (m === null) {
+      console.error(`--env ${pair}: expected KEY=VALUE with an upper-case setting name, e.g. --env LOG_LEVEL=warn`)
+      process.exit(2)
+    }
+    env[m[1] as string] = m[2] as string
+  }
+  return env
+}
+
 function signedPercent (fraction: number): string {
   return `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(0)} %`
 }
@@ -244,6 +261,7 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
   // Under valgrind or the profiler one process per build: instruction counts and profiles are read per process.
   const instances = callgrind || cpuProf ? 1 : Number(values.instances)
   if (!Number.isInteger(instances) || instances < 1) throw new Error('--instances takes a positive whole number')
+  const extraEnv = gatewaySettings(values.env ?? [])
   const baselineRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: tree, encoding: 'utf8' }).trim()
   const ownDir = ownTree ?? repoRoot
   const ownRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ownDir, encoding: 'utf8' }).trim()
@@ -271,9 +289,8 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
             entry: entries[build],
             ...(cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${join(workDir, `profile-${build}`)}`] } : {}),
             // Under valgrind every request is slow: load shedding would refuse them, so it is off there.
-            ...(callgrind
-              ? { launcher: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${cgOut}`], readyTimeoutMs: 300_000, env: { LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '0' } }
-              : {})
+            env: { ...extraEnv, ...(callgrind ? { LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: '0' } : {}) },
+            ...(callgrind ? { launcher: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${cgOut}`], readyTimeoutMs: 300_000 } : {})
           }),
           cgOut,
           dumps: 0
@@ -377,7 +394,7 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
         }
       }
     }
-    process.stdout.write(`\nnode ${process.version}; ${rounds} interleaved round(s) of ${seconds} s windows, ${instances} process(es) per build (a round's figure is their mean), ${wrkInstalled() ? 'wrk' : 'autocannon'}; ${hasTaskset ? 'gateways on core 1, load generator and upstream on core 0' : 'not pinned (no taskset)'}; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end\n\n`)
+    process.stdout.write(`\nnode ${process.version}; ${rounds} interleaved round(s) of ${seconds} s windows, ${instances} process(es) per build (a round's figure is their mean), ${Object.keys(extraEnv).length > 0 ? `both builds with ${Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`).join(' ')}, ` : ''}${wrkInstalled() ? 'wrk' : 'autocannon'}; ${hasTaskset ? 'gateways on core 1, load generator and upstream on core 0' : 'not pinned (no taskset)'}; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end\n\n`)
     process.stdout.write(markdownTable(
       ['token', 'in flight', 'gateway', unit, ...(callgrind ? [] : ['rounds', 'min core use']), 'vs baseline', ...(callgrind ? [] : ['per round (median)'])],
       rows,
