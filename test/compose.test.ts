@@ -8,7 +8,9 @@ import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { BlockList } from 'node:net'
 import { loadConfig as loadGatewayConfig } from '../gateway/src/config.js'
+import { LIMIT_DEFAULTS } from '../gateway/src/limits-config.js'
 import { loadConfig as loadTaskServiceConfig } from '../task-service/src/config.js'
 import { imageNodeOptions } from '../support/workspaces.js'
 import { loadCompose } from './helpers/compose-interpolate.js'
@@ -39,7 +41,7 @@ interface Service {
   build?: { context: string, dockerfile: string }
   command?: string[]
   ports?: string[]
-  networks?: string[]
+  networks?: string[] | Record<string, { ipv4_address?: string } | null>
   environment?: Record<string, string>
   depends_on?: Record<string, { condition: string }>
   healthcheck?: { test: string[] }
@@ -53,7 +55,7 @@ interface Service {
 }
 interface Compose {
   services: Record<string, Service>
-  networks: Record<string, { internal?: boolean }>
+  networks: Record<string, { internal?: boolean, ipam?: { config?: { subnet?: string, ip_range?: string }[] } }>
   volumes: Record<string, unknown>
 }
 
@@ -91,9 +93,54 @@ t.test('the edge proxy spreads requests over every gateway replica', async (t) =
   t.match(cfg, /retry-on conn-failure/, 'only connection failures are retried (no request sent twice)')
   t.notMatch(cfg, /retry-on[^\n]*(empty-response|response-timeout|all-retryable-errors)/)
   t.match(cfg, /option httpchk GET \/healthz/)
-  t.match(cfg, /track-sc0 src[\s\S]*EDGE_IP_RATE_MAX/, 'per-client-address limit at the edge')
+  t.match(cfg, /track-sc0 src[\s\S]*EDGE_IP_RATE_MAX/, 'per-client-address request rate at the edge (the flood guard)')
+  t.match(cfg, /tcp-request connection track-sc0 src[\s\S]*tcp-request connection reject if conn_limit_on conn_over_limit/, 'per-client-address connection cap')
+  t.match(cfg, /acl conn_over_limit sc_conn_cur\(0\),sub\("\$\{EDGE_IP_CONN_MAX\}"\) gt 0/)
+  t.match(cfg, /store conn_cur,http_req_rate\(10s\)/)
+  // HAProxy expands "${NAME}" from its environment; an unset one would read as empty.
+  for (const [, name] of cfg.matchAll(/\$\{(\w+)\}/g)) t.ok(name! in (edge.environment ?? {}), `${name} is set in the edge's environment`)
+  t.ok(Number(edge.environment?.EDGE_IP_RATE_MAX) >= 10_000, 'the flood guard is far above one address\'s legitimate rate')
+  t.equal(Number(edge.environment?.EDGE_IP_CONN_MAX), LIMIT_DEFAULTS.maxConnectionsPerAddress, 'connection cap: the gateway\'s own default, where client connections end')
   t.match(cfg, /timeout server (\d+)s/)
   t.ok(Number(cfg.match(/timeout server (\d+)s/)![1]) * 1000 > 10_000, "longer than the gateway's upstream timeout")
+})
+
+t.test('the edge names the client in X-Forwarded-For, deleting what the client sent', async (t) => {
+  const frontend = read('deploy/compose/haproxy.cfg').split(/^frontend api$/m)[1]?.split(/^backend /m)[0] ?? ''
+  const lines = frontend.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+  const at = (line: string): number => lines.indexOf(line)
+  t.ok(at('http-request del-header X-Forwarded-For') >= 0, 'a client-sent X-Forwarded-For is deleted')
+  t.ok(at('option forwardfor') >= 0, 'the edge appends the address it sees')
+  t.notMatch(frontend, /option forwardfor (if-none|except)/, 'always, not only when the client sent none')
+  t.ok(at('http-request del-header X-Forwarded-Host') >= 0, 'a client-sent X-Forwarded-Host is deleted')
+  t.ok(at('http-request set-header X-Forwarded-Proto https if { ssl_fc }') >= 0 && at('http-request set-header X-Forwarded-Proto http if !{ ssl_fc }') >= 0,
+    'X-Forwarded-Proto is the edge\'s own scheme (set-header replaces the client\'s)')
+  t.notMatch(read('deploy/compose/haproxy.cfg'), /^backend[\s\S]*(forwardfor|X-Forwarded)/m, 'nothing in the backend adds another')
+})
+
+t.test('the gateways trust exactly the edge, at its fixed address on a fixed subnet', async (t) => {
+  const ipam = compose.networks.public?.ipam?.config ?? []
+  t.equal(ipam.length, 1, 'one IPAM range on the public network')
+  const [subnetBase, subnetBits] = (ipam[0]?.subnet ?? '').split('/')
+  const [rangeBase, rangeBits] = (ipam[0]?.ip_range ?? '').split('/')
+  const subnet = new BlockList()
+  subnet.addSubnet(subnetBase!, Number(subnetBits))
+  const dynamic = new BlockList()
+  dynamic.addSubnet(rangeBase!, Number(rangeBits))
+  const edgeNetworks = service('edge').networks as Record<string, { ipv4_address?: string } | null>
+  t.same(Object.keys(edgeNetworks), ['public'])
+  const edgeAddress = edgeNetworks.public?.ipv4_address ?? ''
+  t.ok(subnet.check(edgeAddress), `the edge's address ${edgeAddress} is in the subnet ${ipam[0]?.subnet}`)
+  t.ok(subnet.check(rangeBase!) && !dynamic.check(edgeAddress), `and outside the range ${ipam[0]?.ip_range} containers are given addresses from`)
+  const config = loadGatewayConfig(service('gateway').environment ?? {})
+  t.same(config.trustProxy, { kind: 'addresses', addresses: [edgeAddress] }, 'TRUST_PROXY is the edge\'s address: not the subnet, not a hop count')
+  t.equal(config.limits?.server.maxConnectionsPerAddress, LIMIT_DEFAULTS.maxConnectionsPerAddress, 'per-address connection cap on (the trusted edge is exempt)')
+
+  // Moved together from .env (when the subnet is taken on a host).
+  const moved = loadCompose(composeText, { ...operatorEnv, EDGE_SUBNET: '10.99.0.0/24', EDGE_DYNAMIC_RANGE: '10.99.0.128/25', EDGE_ADDRESS: '10.99.0.2', TRUST_PROXY: '10.99.0.2' }) as Compose
+  t.same(moved.networks.public?.ipam?.config, [{ subnet: '10.99.0.0/24', ip_range: '10.99.0.128/25' }])
+  t.equal((moved.services.edge?.networks as Record<string, { ipv4_address?: string }>).public?.ipv4_address, '10.99.0.2')
+  t.same(loadGatewayConfig(moved.services.gateway?.environment ?? {}).trustProxy, { kind: 'addresses', addresses: ['10.99.0.2'] })
 })
 
 t.test('networks: the private one is internal; only the gateway joins both', async (t) => {
@@ -104,8 +151,8 @@ t.test('networks: the private one is internal; only the gateway joins both', asy
   t.same(service('postgres').networks, ['internal'])
   t.same(service('redis').networks, ['internal'])
   t.same(service('task-service').networks, ['internal'])
-  t.same([...(service('gateway').networks ?? [])].sort(), ['internal', 'public'])
-  t.same(service('edge').networks, ['public'])
+  t.same([...(service('gateway').networks as string[])].sort(), ['internal', 'public'])
+  t.same(Object.keys(service('edge').networks ?? {}), ['public'])
 })
 
 t.test('PostgreSQL 15 (the version CI tests against and the docs name) keeps its data in a named volume', async (t) => {
@@ -224,7 +271,8 @@ t.test("the gateway's environment is accepted by its own config and points at th
   t.equal(config.host, '0.0.0.0')
   t.equal(config.taskServiceUrl.replace(/\/$/, ''), 'http://task-service:3001')
   t.same(config.jwt.audience, ['https://app.example.com'])
-  t.equal(config.limits?.rateLimit.ipMax, 0, 'per-IP limit off behind the edge (which counts per client address)')
+  t.equal(config.limits?.rateLimit.ipMax, LIMIT_DEFAULTS.rateLimitIpMax, 'per-address failure budget on, keyed by the client the edge names')
+  t.equal(config.limits?.rateLimit.redisUrl, 'redis://redis:6379', 'and shared by the replicas')
   t.notOk('DATABASE_URL' in environment, 'the gateway never sees the database')
   t.match(config.assertionPrivateKey, /^-----BEGIN PRIVATE KEY-----\n/, 'it signs with the private key from .env')
 })
@@ -248,7 +296,8 @@ t.test('compose refuses to run without the database password', async (t) => {
 t.test('.env.example names every setting an operator must or may set for compose', async (t) => {
   const example = read('.env.example')
   for (const key of ['BETTER_AUTH_SECRET', 'BETTER_AUTH_URL', 'JWT_AUDIENCE', 'POSTGRES_PASSWORD', 'GATEWAY_PORT', 'GATEWAY_ASSERTION_PRIVATE_KEY',
-    'GATEWAY_ASSERTION_PUBLIC_KEY', 'EDGE_IP_RATE_MAX', 'RATE_LIMIT_USER_MAX', 'CORS_ORIGINS']) {
+    'GATEWAY_ASSERTION_PUBLIC_KEY', 'EDGE_IP_RATE_MAX', 'EDGE_IP_CONN_MAX', 'RATE_LIMIT_USER_MAX', 'RATE_LIMIT_IP_MAX', 'CORS_ORIGINS',
+    'EDGE_SUBNET', 'EDGE_DYNAMIC_RANGE', 'EDGE_ADDRESS', 'TRUST_PROXY']) {
     t.match(example, new RegExp(`^#? ?${key}=`, 'm'), key)
   }
 })
