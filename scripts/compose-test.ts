@@ -33,6 +33,8 @@ const USE_STANDINS = process.env.COMPOSE_TEST_STANDINS !== '0'
 const RECIPES = join(repoRoot, 'scripts', 'compose-test')
 const LABEL = 'todo-compose-test.recipe'
 const SCALE = 3
+/** The header probe of the client-address checks: a container on the compose project's public network. */
+const PROBE = `${PROJECT}_probe`
 // Debian's client matches Debian's engine; a newer client elsewhere on PATH may not talk to it.
 const DOCKER = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker'
 const started = Date.now()
@@ -305,6 +307,11 @@ const issuer = 'https://auth.compose-test.invalid'
 // Every character that breaks a hand-built connection URL: / @ # % : and a %-escape that must stay literal.
 const dbPassword = `pw/${randomBytes(6).toString('hex')}@host#frag%41:x`
 let base = ''
+const USER_MAX = 40
+const IP_FAILURE_MAX = 20
+const EDGE_RATE_MAX = 300
+const EDGE_CONN_MAX = 50
+const GATEWAY_CONN_MAX = 40
 
 function writeEnv (dir: string, port: number): void {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519', {
@@ -322,8 +329,14 @@ function writeEnv (dir: string, port: number): void {
     `GATEWAY_ASSERTION_PRIVATE_KEY=${multiline(privateKey)}`,
     `GATEWAY_ASSERTION_PUBLIC_KEY=${multiline(publicKey)}`,
     // Small per-user budget, so that one check can show the replicas share it.
-    'RATE_LIMIT_USER_MAX=40',
+    `RATE_LIMIT_USER_MAX=${USER_MAX}`,
     'RATE_LIMIT_WINDOW_MS=60000',
+    // Small per-address limits, so that the client-address checks can reach each of them with a few requests
+    // and connections (the checks before them stay far below).
+    `RATE_LIMIT_IP_MAX=${IP_FAILURE_MAX}`,
+    `EDGE_IP_RATE_MAX=${EDGE_RATE_MAX}`,
+    `EDGE_IP_CONN_MAX=${EDGE_CONN_MAX}`,
+    `SERVER_MAX_CONNECTIONS_PER_ADDRESS=${GATEWAY_CONN_MAX}`,
     'LOG_LEVEL=info',
     ''
   ].join('\n'), { mode: 0o600 })
@@ -334,8 +347,8 @@ function token (user: string): Promise<string> {
 }
 
 interface Reply { status: number, json: Record<string, unknown> | null, headers: Headers }
-async function call (method: string, path: string, bearer?: string, body?: unknown): Promise<Reply> {
-  const headers: Record<string, string> = {}
+async function call (method: string, path: string, bearer?: string, body?: unknown, extra: Record<string, string> = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...extra }
   if (bearer) headers.authorization = `Bearer ${bearer}`
   if (body !== undefined) headers['content-type'] = 'application/json'
   const response = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(15_000) })
@@ -455,8 +468,8 @@ async function checks (image: string): Promise<void> {
   check(`${SCALE} gateway replicas run`, gatewayIds.length === SCALE, `found ${gatewayIds.length}`)
   const carol = await token('carol')
   const statuses: number[] = []
-  for (let i = 0; i < 41; i++) statuses.push((await call('GET', '/api/tasks', carol)).status)
-  check('the replicas share the per-user limit (40 × 200, then 429)', statuses.slice(0, 40).every((s) => s === 200) && statuses[40] === 429,
+  for (let i = 0; i <= USER_MAX; i++) statuses.push((await call('GET', '/api/tasks', carol)).status)
+  check(`the replicas share the per-user limit (${USER_MAX} × 200, then 429)`, statuses.slice(0, USER_MAX).every((s) => s === 200) && statuses[USER_MAX] === 429,
     `statuses: ${[...new Set(statuses)].join(',')}; 429 at ${statuses.indexOf(429)}`)
   // Access log lines are buffered for a moment (LOG_BUFFER_BYTES): wait until they are out.
   let replicasServing = new Set<string>()
@@ -507,6 +520,184 @@ async function checks (image: string): Promise<void> {
   check('task service started again → 200', await eventually(90_000, async () => (await call('GET', '/api/tasks', alice)).status === 200))
 }
 
+/** The gateways' access-log line of one request (by the X-Request-Id it was answered with), once it is out. */
+async function accessLine (requestId: string | null): Promise<{ clientIp?: string, statusCode?: number } | undefined> {
+  if (requestId === null) return undefined
+  let found: { clientIp?: string, statusCode?: number } | undefined
+  // Access log lines are buffered for a moment (LOG_BUFFER_BYTES).
+  await eventually(15_000, async () => {
+    const logs = (await compose(['logs', '--no-color', 'gateway'], { timeoutMs: 60_000 })).stdout
+    const line = logs.split('\n').find((l) => l.includes(`"reqId":"${requestId}"`) && l.includes('"request completed"'))
+    if (line === undefined) return false
+    found = JSON.parse(line.slice(line.indexOf('{'))) as typeof found
+    return true
+  })
+  return found
+}
+
+/** Rate-limit counters in the shared Redis: key → count. */
+async function redisCounters (pattern: string): Promise<Record<string, number>> {
+  const keys = (await compose(['exec', '-T', 'redis', 'redis-cli', '--scan', '--pattern', pattern], { timeoutMs: 30_000 })).stdout.split('\n').map((k) => k.trim()).filter(Boolean)
+  const counters: Record<string, number> = {}
+  for (const key of keys) counters[key] = Number((await compose(['exec', '-T', 'redis', 'redis-cli', 'GET', key], { timeoutMs: 30_000 })).stdout.trim())
+  return counters
+}
+
+// A second client, in a container on the public network: its requests reach the edge (and, bypassing it, a
+// gateway) from its own address. Connection caps first, while it holds no other connection; then requests with
+// a client-written X-Forwarded-For; last the edge's flood guard, which refuses it for the next 10 s.
+const SECOND_CLIENT = `
+const net = require('node:net'); const os = require('node:os'); const dns = require('node:dns/promises');
+const env = process.env;
+const call = async (url, headers) => {
+  const r = await fetch(url, { headers, signal: AbortSignal.timeout(10000) });
+  const text = await r.text();
+  let code; try { code = JSON.parse(text).error.code } catch {}
+  return { status: r.status, requestId: r.headers.get('x-request-id'), code, message: text.slice(0, 200) };
+};
+const hold = async (host, port, n) => {
+  const sockets = []; let closed = 0;
+  for (let i = 0; i < n; i++) {
+    await new Promise((resolve) => {
+      const s = net.connect(port, host); sockets.push(s);
+      s.once('error', () => {}); s.once('close', () => { closed++; resolve() }); s.once('connect', resolve);
+    });
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const result = { opened: n, closed };
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => setTimeout(r, 500));
+  return result;
+};
+(async () => {
+  const out = { ip: Object.values(os.networkInterfaces()).flat().find((i) => i.family === 'IPv4' && !i.internal).address };
+  const gateway = (await dns.lookup('gateway', { all: true, family: 4 }))[0].address;
+  out.edgeConnections = await hold('edge', 8080, Number(env.EDGE_CONN_MAX) + 3);
+  out.gatewayConnections = await hold(gateway, 8080, Number(env.GATEWAY_CONN_MAX) + 3);
+  const spoof = { 'x-forwarded-for': env.SPOOF, 'x-forwarded-proto': 'https' };
+  out.viaEdge = await call('http://edge:8080/api/tasks', { authorization: 'Bearer ' + env.FRESH, ...spoof });
+  out.direct = await call('http://' + gateway + ':8080/api/tasks', { authorization: 'Bearer ' + env.FRESH, ...spoof });
+  out.bad = await call('http://edge:8080/api/tasks', { authorization: 'Bearer ' + env.BAD });
+  const statuses = [];
+  let refused;
+  while (statuses.length < 2 * Number(env.EDGE_RATE_MAX)) {
+    const r = await call('http://edge:8080/healthz', {});
+    statuses.push(r.status);
+    if (r.status !== 200) { refused = r; break }
+  }
+  out.flood = { passed: statuses.filter((s) => s === 200).length, refused };
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1) });
+`
+
+interface Answer { status: number, requestId: string | null, code?: string, message: string }
+interface SecondClient {
+  ip: string
+  edgeConnections: { opened: number, closed: number }
+  gatewayConnections: { opened: number, closed: number }
+  viaEdge: Answer
+  direct: Answer
+  bad: Answer
+  flood: { passed: number, refused?: Answer }
+}
+
+// Who the gateways take the client to be: the edge deletes a client's X-Forwarded-For and names the address it
+// sees; the gateways trust that from the edge's address only; the per-address budget of failures (RATE_LIMIT_IP_*,
+// in Redis), the edge's connection cap and flood guard all count the real client.
+async function clientAddressChecks (image: string): Promise<void> {
+  const publicNetwork = `${PROJECT}_public`
+  const [edgeId] = await containerIds('edge')
+  const edgeAddress = edgeId === undefined ? undefined : (await inspect(edgeId)).networks[publicNetwork]
+  const gatewayIds = await containerIds('gateway')
+  const trusted = await Promise.all(gatewayIds.map(async (id) => (await docker(['exec', id, 'printenv', 'TRUST_PROXY'], { timeoutMs: 30_000 })).stdout.trim()))
+  check('the gateways trust exactly the edge\'s fixed address (TRUST_PROXY)', edgeAddress !== undefined && trusted.length === SCALE && trusted.every((t) => t === edgeAddress),
+    `edge ${edgeAddress}; TRUST_PROXY ${JSON.stringify(trusted)}`)
+  // This host's requests reach the edge through Docker's userland proxy, from the host's own address on the public
+  // network's bridge: the source address of its route to the edge.
+  const route = edgeAddress === undefined ? undefined : await run('ip', ['-4', 'route', 'get', edgeAddress], { timeoutMs: 10_000 })
+  const hostAddress = route?.stdout.match(/\bsrc (\S+)/)?.[1]
+
+  // (a) A client-written X-Forwarded-For is not believed.
+  const alice = await token('alice')
+  for (let i = 0; i < 2 * SCALE; i++) await call('GET', '/api/tasks', alice) // verified (cached) by every replica
+  const spoofed = await call('GET', '/api/tasks', alice, undefined, { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https' })
+  const spoofedLine = await accessLine(spoofed.headers.get('x-request-id'))
+  check('a client-sent X-Forwarded-For is replaced: the gateway logs the address the edge saw', spoofed.status === 200 && spoofedLine?.clientIp === hostAddress,
+    `status ${spoofed.status}; clientIp ${spoofedLine?.clientIp}, this host as the edge sees it ${hostAddress}, edge ${edgeAddress}`)
+
+  // (b) One client's bad tokens use up that client's failure budget, shared by the replicas in Redis.
+  const forged = await mintDevToken({ secret: randomBytes(36).toString('base64url'), subject: 'alice', audience, issuer, ttlSeconds: 900 })
+  const failures: Reply[] = []
+  while (failures.length < IP_FAILURE_MAX + 3 * SCALE && failures.filter((r) => r.status === 429).length < 2 * SCALE) {
+    failures.push(await call('GET', '/api/tasks', forged))
+  }
+  const statuses = failures.map((r) => r.status)
+  const first429 = statuses.indexOf(429)
+  const refused = failures[first429]
+  // Run on a fresh stack (after the down/up check): no failure has been counted before these.
+  check(`bad tokens from one client: ${IP_FAILURE_MAX} × 401 (its failure budget), then 429`,
+    first429 === IP_FAILURE_MAX && statuses.slice(0, first429).every((s) => s === 401) && statuses.slice(first429).every((s) => s === 429) &&
+    refused !== undefined && errorCode(refused) === 'rate_limited' && Number(refused.headers.get('retry-after')) > 0,
+    `statuses ${statuses.join(',')}`)
+  const counters = await redisCounters('gateway-rate-limit:ip:*')
+  check('the failure budget is counted in Redis under the client\'s address, never the edge\'s',
+    (counters[`gateway-rate-limit:ip:${hostAddress}`] ?? 0) >= IP_FAILURE_MAX && !(`gateway-rate-limit:ip:${edgeAddress}` in counters), JSON.stringify(counters))
+  const held = await Promise.all(Array.from({ length: 2 * SCALE }, () => call('GET', '/api/tasks', alice)))
+  check('that client\'s tokens verified before still pass (200)', held.every((r) => r.status === 200), held.map((r) => r.status).join(','))
+  const unseen = await token('frank')
+  const fresh = await Promise.all(Array.from({ length: SCALE }, () => call('GET', '/api/tasks', unseen)))
+  check('a token it has not presented before waits for the window (429 before verification)', fresh.every((r) => r.status === 429 && errorCode(r) === 'rate_limited'),
+    fresh.map((r) => r.status).join(','))
+
+  // A second client address: its own budgets, its own connection caps.
+  const secondRun = await docker(['run', '--rm', '--network', publicNetwork,
+    '-e', 'SPOOF=198.51.100.9', '-e', `FRESH=${await token('erin')}`, '-e', `BAD=${forged}`,
+    '-e', `EDGE_CONN_MAX=${EDGE_CONN_MAX}`, '-e', `GATEWAY_CONN_MAX=${GATEWAY_CONN_MAX}`, '-e', `EDGE_RATE_MAX=${EDGE_RATE_MAX}`,
+    image, 'node', '-e', SECOND_CLIENT], { timeoutMs: 120_000 })
+  let second: SecondClient | undefined
+  try { second = JSON.parse(secondRun.stdout.trim().split('\n').pop() ?? '') as SecondClient } catch { second = undefined }
+  if (!check('a second client runs on the public network', secondRun.code === 0 && second !== undefined, `${secondRun.code} ${secondRun.stderr.trim().slice(-300)}`) || second === undefined) return
+  check(`the edge caps one client address at ${EDGE_CONN_MAX} open connections (the ones over it are closed)`,
+    second.edgeConnections.closed === 3, JSON.stringify(second.edgeConnections))
+  check(`a gateway caps a peer that is not the edge at ${GATEWAY_CONN_MAX} open connections`,
+    second.gatewayConnections.closed === 3, JSON.stringify(second.gatewayConnections))
+  const viaEdge = await accessLine(second.viaEdge.requestId)
+  check('through the edge, the second client is its own address, not the X-Forwarded-For it wrote', second.viaEdge.status === 200 && viaEdge?.clientIp === second.ip,
+    `status ${second.viaEdge.status}; clientIp ${viaEdge?.clientIp}, the client ${second.ip}`)
+  const direct = await accessLine(second.direct.requestId)
+  check('straight to a gateway, bypassing the edge, its X-Forwarded-For is ignored (not a trusted peer)', second.direct.status === 200 && direct?.clientIp === second.ip,
+    `status ${second.direct.status}; clientIp ${direct?.clientIp}, the client ${second.ip}`)
+  check('the second client\'s bad token is a 401 against its own budget, not the first client\'s 429', second.bad.status === 401 && second.bad.code !== 'rate_limited',
+    `${second.bad.status} ${second.bad.code}`)
+  // Before these, the second client sent 2 requests through the edge and held EDGE_CONN_MAX connections that it
+  // closed without a request, which HAProxy counts as requests too. More may pass when the 10 s period turns over
+  // (the rate is an estimate over the current and the previous period), never fewer.
+  const { passed, refused: flooded } = second.flood
+  check(`the edge's flood guard refuses one address over ${EDGE_RATE_MAX} requests per 10 s (429 JSON)`,
+    flooded?.status === 429 && flooded.code === 'rate_limited' && flooded.message.includes('from this address') &&
+    passed >= EDGE_RATE_MAX - EDGE_CONN_MAX - 2,
+    `${passed} passed; then ${flooded?.status} ${flooded?.message}`)
+  const afterFlood = await call('GET', '/api/tasks', alice)
+  check('meanwhile the first client is served (each address counts alone)', afterFlood.status === 200, `got ${afterFlood.status}`)
+
+  // What the edge itself sends: a probe that answers with the headers it received joins the replicas behind the
+  // edge (a container with the network alias `gateway`, which the edge finds through DNS like any replica).
+  const echo = "require('node:http').createServer((q,r)=>{r.setHeader('content-type','application/json');r.end(JSON.stringify({probe:true,headers:q.headers}))}).listen(8080)"
+  const started = await docker(['run', '-d', '--rm', '--name', PROBE, '--network', publicNetwork, '--network-alias', 'gateway', image, 'node', '-e', echo], { timeoutMs: 60_000 })
+  let seen: Record<string, string> | undefined
+  if (started.code === 0) {
+    await eventually(30_000, async () => {
+      const r = await call('GET', '/api/tasks', undefined, undefined, { 'x-forwarded-for': '203.0.113.7, 198.51.100.9', 'x-forwarded-host': 'spoofed.example', 'x-forwarded-proto': 'https' })
+      if (r.json?.probe === true) seen = r.json.headers as Record<string, string>
+      return seen !== undefined
+    })
+  }
+  await docker(['rm', '-f', PROBE], { timeoutMs: 60_000 })
+  check('behind the edge, X-Forwarded-For is only the address the edge saw, X-Forwarded-Proto its own scheme, no client X-Forwarded-Host',
+    seen !== undefined && seen['x-forwarded-for'] === hostAddress && seen['x-forwarded-proto'] === 'http' && !('x-forwarded-host' in seen),
+    started.code === 0 ? JSON.stringify(seen === undefined ? 'the probe got no request' : { 'x-forwarded-for': seen['x-forwarded-for'], 'x-forwarded-proto': seen['x-forwarded-proto'], 'x-forwarded-host': seen['x-forwarded-host'] }) : started.stderr.trim().slice(-300))
+}
+
 async function persistence (): Promise<void> {
   const dave = await token('dave')
   const created = await call('POST', '/api/tasks', dave, { title: 'kept across down/up' })
@@ -536,9 +727,11 @@ async function main (): Promise<void> {
     note('stack up')
     await checks(images.node)
     await persistence()
+    await clientAddressChecks(images.node)
   } finally {
     const logs = await compose(['logs', '--no-color', '--tail', '40'], { timeoutMs: 60_000 })
     if (failed > 0) process.stdout.write(`# last log lines of each container:\n${logs.stdout.replace(/^/gm, '# ')}\n`)
+    await docker(['rm', '-f', PROBE], { timeoutMs: 60_000 })
     await compose(['down', '-v', '--remove-orphans', '--timeout', '20'], { timeoutMs: 120_000 })
     await docker(['network', 'rm', `${PROJECT}_outside`], { timeoutMs: 30_000 })
     rmSync(dir, { recursive: true, force: true })
@@ -559,6 +752,7 @@ await Promise.race([work, deadline])
 if (deadlineHit || interrupted) {
   check(interrupted ? `not interrupted (${interrupted})` : `finished within the deadline (${DEADLINE_MS / 1000} s)`, false)
   for (const child of children) child.kill('SIGKILL')
+  await docker(['rm', '-f', PROBE], { timeoutMs: 60_000 })
   await compose(['down', '-v', '--remove-orphans', '--timeout', '5'], { timeoutMs: 120_000 })
 }
 await stopEngine()
