@@ -58,6 +58,17 @@ t.test('the cache is bounded (least recently used goes first)', async (t) => {
   t.type(signer.assertionFor('b'), Promise, 'b, the least recently used, was dropped')
 })
 
+t.test('a hit moves its entry to the recent end only from the older half of the order', async (t) => {
+  const signer = await IdentityAssertionSigner.create(ASSERTION_KEYS.privateKeyPem, { maxEntries: 4 })
+  for (const u of ['a', 'b', 'c', 'd']) await signer.assertionFor(u)
+  t.type(signer.assertionFor('d'), 'string', 'd, the newest, is in the younger half: it stays where it is')
+  t.type(signer.assertionFor('a'), 'string', 'a, the oldest, is in the older half: moved')
+  for (const u of ['e', 'f', 'g']) await signer.assertionFor(u)
+  t.equal(signer.size, 4)
+  t.type(signer.assertionFor('a'), 'string', 'a kept: its hit moved it')
+  t.type(signer.assertionFor('d'), Promise, 'd dropped: its hit in the younger half did not move it (LRU to within half the capacity)')
+})
+
 t.test('GATEWAY_ASSERTION_PRIVATE_KEY: required, Ed25519 PKCS#8, real newlines or \\n escapes', async (t) => {
   t.throws(() => loadConfig({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE }), { message: /GATEWAY_ASSERTION_PRIVATE_KEY is not set: .*npm run keys.*openssl genpkey -algorithm ed25519/ })
   const escaped = ASSERTION_KEYS.privateKeyPem.replace(/\n/g, '\\n')

@@ -21,10 +21,14 @@ interface Entry {
   value: string | Promise<string>
   /** Epoch ms after which this entry is replaced. */
   refreshAtMs: number
+  /** Position in the map's order when last inserted or moved (higher is more recent). */
+  stamp: number
 }
 
 export class IdentityAssertionSigner {
   private readonly cache = new Map<string, Entry>()
+  /** Stamp of the most recent insertion or move. */
+  private stamp = 0
 
   private constructor (
     private readonly key: CryptoKey,
@@ -47,9 +51,13 @@ export class IdentityAssertionSigner {
     const nowMs = this.now()
     const entry = this.cache.get(sub)
     if (entry !== undefined && nowMs < entry.refreshAtMs) {
-      // Most-recently-used end.
-      this.cache.delete(sub)
-      this.cache.set(sub, entry)
+      // To the most-recently-used end only from the older half of the order, as the verification cache does
+      // (verification-cache.ts): a hit is then one lookup, and eviction stays LRU to within half the capacity.
+      if (this.stamp - entry.stamp >= this.maxEntries / 2) {
+        this.cache.delete(sub)
+        entry.stamp = ++this.stamp
+        this.cache.set(sub, entry)
+      }
       return entry.value
     }
     const iat = Math.floor(nowMs / 1000)
@@ -61,7 +69,7 @@ export class IdentityAssertionSigner {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ASSERTION_LIFETIME_SEC)
       .sign(this.key)
-    const fresh: Entry = { value: signing, refreshAtMs: (iat + ASSERTION_LIFETIME_SEC - REFRESH_BEFORE_EXPIRY_SEC) * 1000 }
+    const fresh: Entry = { value: signing, refreshAtMs: (iat + ASSERTION_LIFETIME_SEC - REFRESH_BEFORE_EXPIRY_SEC) * 1000, stamp: ++this.stamp }
     this.cache.delete(sub)
     while (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string)
     this.cache.set(sub, fresh)
