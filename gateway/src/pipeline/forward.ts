@@ -140,14 +140,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.res = reply.raw
     this.startedAt = settings.observer !== undefined ? performance.now() : 0
     this.timer = setTimeout(onDeadline, settings.timeoutMs, this)
-    this.res.once('close', () => { this.connectionClosed() })
+    // Bound rather than a closure per exchange: a bound function is not compiled again for each request.
+    // connectionClosed() runs once whatever calls it, so plain listeners do (no once() wrappers).
+    const closed = this.connectionClosed.bind(this)
+    this.res.on('close', closed)
     // A pipelined request's response has no socket until the answers before it are out, and Node emits
     // no 'close' on it when the client goes away meanwhile: watch the connection itself until then.
     const socket = request.raw.socket
     if (this.res.socket === null && socket !== null) {
-      const onSocketClose = (): void => { this.connectionClosed() }
-      socket.once('close', onSocketClose)
-      this.res.once('finish', () => { socket.off('close', onSocketClose) })
+      socket.on('close', closed)
+      this.res.once('finish', () => { socket.off('close', closed) })
     }
   }
 
@@ -348,19 +350,20 @@ function onDeadline (exchange: Exchange): void {
   exchange.deadlinePassed()
 }
 
-type BodyOutcome = { body: Buffer | null } | { failed: 'too_large' | 'client_gone' }
+type BodyOutcome = { body: Buffer } | { failed: 'too_large' | 'client_gone' }
+
+/** True when the request has no body: neither chunked nor a Content-Length above 0. */
+function hasNoBody (raw: IncomingMessage): boolean {
+  const length = raw.headers['content-length']
+  return raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')
+}
 
 /**
- * Reads the request's body whole (null when it has none), at most `maxBytes`. Calls `done` once: with
- * the body, or with why there is none to forward (larger than `maxBytes`: reading stops there; the
+ * Reads the body of a request that has one (hasNoBody above) whole, at most `maxBytes`. Calls `done` once:
+ * with the body, or with why there is none to forward (larger than `maxBytes`: reading stops there; the
  * client's connection closed or errored before the end).
  */
 function readBody (raw: IncomingMessage, maxBytes: number, done: (outcome: BodyOutcome) => void): void {
-  const length = raw.headers['content-length']
-  if (raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
-    done({ body: null })
-    return
-  }
   const chunks: Buffer[] = []
   let size = 0
   let over = false
@@ -422,6 +425,16 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
 
   const upstreamReady = createReadinessProbe(pool)
 
+  function dispatch (request: FastifyRequest, reply: FastifyReply, route: AuthorizedRoute, headers: Record<string, string>, body: Buffer | null): void {
+    pool.dispatch({
+      origin,
+      path: route.query === '' ? route.upstreamPath : route.upstreamPath + '?' + route.query,
+      method: request.method as Dispatcher.HttpMethod,
+      headers,
+      body
+    }, new Exchange(request, reply, route.publicPrefix, settings))
+  }
+
   return {
     forward (request, reply, route, headers) {
       const raw = request.raw
@@ -433,6 +446,11 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
         return
       }
       if (typeof expect === 'string' && expect.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
+      // Most requests have no body: forwarded at once, without a callback made for the read.
+      if (hasNoBody(raw)) {
+        dispatch(request, reply, route, headers, null)
+        return
+      }
       readBody(raw, maxBodyBytes, (outcome) => {
         if ('failed' in outcome) {
           if (outcome.failed === 'client_gone' || clientGone(reply.raw)) {
@@ -448,14 +466,7 @@ export async function registerForwarder (app: FastifyInstance, opts: ForwardOpti
           logAccess(request.server.log, request, reply, true)
           return
         }
-        const exchange = new Exchange(request, reply, route.publicPrefix, settings)
-        pool.dispatch({
-          origin,
-          path: route.query === '' ? route.upstreamPath : route.upstreamPath + '?' + route.query,
-          method: request.method as Dispatcher.HttpMethod,
-          headers,
-          body: outcome.body
-        }, exchange)
+        dispatch(request, reply, route, headers, outcome.body)
       })
     },
     upstreamReady

@@ -1,6 +1,6 @@
 // Authentication: the JWKS key store, the verification cache and the authenticator
 // (pipeline/authenticate.ts), put together once; decorates the instance with
-//  - authenticate(request, reply, next): the one way a request is authenticated, used by the proxy route
+//  - authenticate(request, reply, next, context): the one way a request is authenticated, used by the proxy route
 //    and by the answer to a URL that cannot be routed (proxy.ts). It is also where the rate limits count
 //    (plugins/rate-limit.ts): a cut-off address is refused before its token is read (unless the token is
 //    already in the verification cache), a valid token counts against its user, a failure against the
@@ -11,10 +11,11 @@ import fp from 'fastify-plugin'
 import type { GatewayConfig } from '../config.js'
 import { AuthError, sendAuthError, sendError } from '../errors.js'
 import { JwksKeyStore, plaintextJwksWarning } from '../keys/jwks.js'
-import type { Access } from '../pipeline/access.js'
+import type { Proceed } from '../pipeline/access.js'
 import { createAuthenticator, type Identity } from '../pipeline/authenticate.js'
 import { withBinding } from '../request-logger.js'
 import { VerificationCache } from '../verification-cache.js'
+import type { RateLimits } from './rate-limit.js'
 
 export type SigningKeysState = 'ok' | 'unavailable' | 'not_used'
 
@@ -23,11 +24,12 @@ declare module 'fastify' {
     /**
      * Authenticates `request` by its Authorization header and counts it against the rate limits. On
      * success sets `request.access` (identity, no route yet), binds the user id to the request's logger
-     * and calls `next` — at once for an HMAC or cached token with in-memory counters, later when the JWKS
-     * must be fetched or the counters live in Redis. Otherwise it answers the request itself (429 over a
-     * limit; 401 with WWW-Authenticate; 500 for an unexpected error) and never calls `next`.
+     * and calls `next(request, reply, context)` — at once for an HMAC or cached token with in-memory
+     * counters, later when the JWKS must be fetched or the counters live in Redis. Otherwise it answers the
+     * request itself (429 over a limit; 401 with WWW-Authenticate; 500 for an unexpected error) and never
+     * calls `next`.
      */
-    authenticate: (request: FastifyRequest, reply: FastifyReply, next: (access: Access) => void) => void
+    authenticate: <C>(request: FastifyRequest, reply: FastifyReply, next: Proceed<C>, context: C) => void
     signingKeys: () => SigningKeysState
   }
 }
@@ -75,18 +77,12 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
   const limits = app.rateLimits
 
   // Callback-style (no promise per request): a cached verification completes synchronously.
-  app.decorate('authenticate', function authenticate (request: FastifyRequest, reply: FastifyReply, next: (access: Access) => void): void {
-    const admit = (identity: Identity): void => {
-      const access: Access = { identity, route: null }
-      request.access = access
-      request.log = withBinding(request.log, 'userId', identity.sub)
-      limits.countUser(request, reply, identity.sub, () => { next(access) })
-    }
+  app.decorate('authenticate', function authenticate<C> (request: FastifyRequest, reply: FastifyReply, next: Proceed<C>, context: C): void {
     if (limits.addressBlocked(request)) {
       // A cut-off address: no signature check, no key fetch. Only a token verified earlier passes.
       const cached = authenticator.cachedIdentity(request.raw.rawHeaders)
       if (cached === undefined) limits.refuseAddress(request, reply)
-      else admit(cached)
+      else admit(limits, request, reply, cached, next, context)
       return
     }
     let result: Identity | Promise<Identity>
@@ -100,13 +96,13 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
       result.then((identity) => {
         // A throw here would otherwise be an unhandled rejection (which stops the process): a 500 instead.
         try {
-          admit(identity)
+          admit(limits, request, reply, identity, next, context)
         } catch (err) {
           refuse(request, reply, err)
         }
       }, (err: unknown) => { refuse(request, reply, err) })
     } else {
-      admit(result)
+      admit(limits, request, reply, result, next, context)
     }
   })
 
@@ -118,6 +114,13 @@ export const authentication = fp<AuthenticationOptions>(async function authentic
     else void keys.start()
   }
 }, { name: 'gateway-authentication', fastify: '5.x' })
+
+/** The request's identity is known: recorded, bound to its logger, counted against the user's rate limit. */
+function admit<C> (limits: RateLimits, request: FastifyRequest, reply: FastifyReply, identity: Identity, next: Proceed<C>, context: C): void {
+  request.access = { identity, route: null }
+  request.log = withBinding(request.log, 'userId', identity.sub)
+  limits.countUser(request, reply, identity.sub, next, context)
+}
 
 /**
  * 401 for a token that fails verification, counted against the client address (429 instead when the

@@ -6,6 +6,7 @@
 //
 // Counted per process, not in Redis: a slot is held for the life of a request, and a crashed replica
 // would leave shared counters too high; with N replicas a user may have N × the cap in flight.
+import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { sendTooManyRequests } from '../errors.js'
@@ -34,25 +35,40 @@ export const concurrency = fp<ConcurrencySettings>(function concurrency (app, se
       return false
     }
     inFlight.set(sub, n + 1)
-    let held = true
-    const res = reply.raw
     // A response ends with 'close' — except a pipelined one whose client left before its turn, which
     // never gets a socket of its own: its connection's 'close' frees the slot then. A response that has
     // its socket already emits 'close' when that connection closes, so only a waiting one needs the
     // connection watched (no listener added to and removed from a keep-alive socket per request).
+    const res = reply.raw
     const socket = res.socket === null ? request.raw.socket : null
-    const release = (): void => {
-      if (!held) return
-      held = false
-      res.off('close', release)
-      socket?.off('close', release)
-      const left = (inFlight.get(sub) ?? 1) - 1
-      if (left <= 0) inFlight.delete(sub)
-      else inFlight.set(sub, left)
-    }
-    res.once('close', release)
-    socket?.once('close', release)
+    const { release } = new Slot(inFlight, sub, socket)
+    res.on('close', release)
+    socket?.on('close', release)
     return true
   })
   next()
 }, { name: 'gateway-concurrency', fastify: '5.x' })
+
+/** One request's slot: freed once, by whichever 'close' comes first. */
+class Slot {
+  held = true
+  // Bound rather than a closure per request: a bound function is not compiled again for each request.
+  readonly release: () => void = releaseSlot.bind(this)
+
+  constructor (
+    readonly inFlight: Map<string, number>,
+    readonly sub: string,
+    /** The connection, watched only while a pipelined response waits for its turn. */
+    readonly socket: Socket | null
+  ) {}
+}
+
+function releaseSlot (this: Slot): void {
+  if (!this.held) return
+  this.held = false
+  // The response is done with either way; a keep-alive connection lives on and must not keep the listener.
+  this.socket?.off('close', this.release)
+  const left = (this.inFlight.get(this.sub) ?? 1) - 1
+  if (left <= 0) this.inFlight.delete(this.sub)
+  else this.inFlight.set(this.sub, left)
+}

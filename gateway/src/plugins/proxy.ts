@@ -28,20 +28,7 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
 
   // Stages 1+2 (callback-style, no promise per request).
   function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    app.authenticate(request, reply, (access) => {
-      const route = authorize(request.method, request.raw.url ?? '', access.identity)
-      if (isRejection(route)) {
-        if (route.allow !== undefined) reply.header('allow', route.allow)
-        sendError(reply, route.status, route.code, route.message)
-        return
-      }
-      if (request.headers.upgrade !== undefined) {
-        sendError(reply, 400, 'upgrade_not_supported', 'protocol upgrades are not supported')
-        return
-      }
-      access.route = route
-      done()
-    })
+    app.authenticate(request, reply, authorizeRequest, done)
   }
 
   // Stages 3+4. The identity assertion is cached per user: synchronous except on a user's first request
@@ -88,6 +75,23 @@ export async function proxy (app: FastifyInstance, opts: ProxyOptions): Promise<
   })
 }
 
+/** Stage 2, once authenticated: the route the request may take, or its answer (403/404/405, 400 for an upgrade). */
+function authorizeRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const access = request.access as Access
+  const route = authorize(request.method, request.raw.url ?? '', access.identity)
+  if (isRejection(route)) {
+    if (route.allow !== undefined) reply.header('allow', route.allow)
+    sendError(reply, route.status, route.code, route.message)
+    return
+  }
+  if (request.headers.upgrade !== undefined) {
+    sendError(reply, 400, 'upgrade_not_supported', 'protocol upgrades are not supported')
+    return
+  }
+  access.route = route
+  done()
+}
+
 /**
  * Fastify's frameworkErrors: a URL the router cannot take (FST_ERR_BAD_URL: malformed percent-encoding;
  * a parameter too long), found before any hook runs. Fastify's default would echo the raw URL (a token
@@ -109,8 +113,11 @@ export function answerUnroutable (app: FastifyInstance, error: Error & { code?: 
     reply.code(204).header('content-length', '0').send()
     return
   }
-  app.authenticate(request, reply, () => {
-    if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, 404, 'not_found', 'no such route')
-    else sendError(reply, 400, 'bad_request', 'bad request')
-  })
+  app.authenticate(request, reply, answerRoutingError, error)
+}
+
+/** A request the router could not take, once authenticated: 404 for a path outside the route table, else 400. */
+function answerRoutingError (_request: FastifyRequest, reply: FastifyReply, error: Error & { code?: string }): void {
+  if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, 404, 'not_found', 'no such route')
+  else sendError(reply, 400, 'bad_request', 'bad request')
 }

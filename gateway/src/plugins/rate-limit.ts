@@ -34,6 +34,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { Redis } from 'ioredis'
 import { addressKey } from '../client-address.js'
+import type { Proceed } from '../pipeline/access.js'
 import { errorBody } from '../errors.js'
 import type { RateLimitSettings } from '../limits-config.js'
 
@@ -73,8 +74,8 @@ export interface RateLimits {
   refuseAddress: (request: FastifyRequest, reply: FastifyReply) => void
   /** Counts a request without a valid token against its address; calls `next`, or answers 429 itself. */
   countAddress: (request: FastifyRequest, reply: FastifyReply, next: () => void) => void
-  /** Counts an authenticated request against `sub`; calls `next`, or answers 429 itself. */
-  countUser: (request: FastifyRequest, reply: FastifyReply, sub: string, next: () => void) => void
+  /** Counts an authenticated request against `sub`; calls `next(request, reply, context)`, or answers 429 itself. */
+  countUser: <C>(request: FastifyRequest, reply: FastifyReply, sub: string, next: Proceed<C>, context: C) => void
 }
 
 interface Limiter {
@@ -89,7 +90,7 @@ const noLimits: RateLimits = {
   addressBlocked: () => false,
   refuseAddress: () => {},
   countAddress: (_request, _reply, next) => { next() },
-  countUser: (_request, _reply, _sub, next) => { next() }
+  countUser: (request, reply, _sub, next, context) => { next(request, reply, context) }
 }
 
 function rateLimitHeaders (reply: FastifyReply, max: number, remaining: number, resetSec: number): void {
@@ -111,18 +112,18 @@ function refuse (limiter: Limiter, request: FastifyRequest, reply: FastifyReply,
 }
 
 /**
- * Counts one request against `key`; calls `next` to go on, or answers 429 itself. `usedUp` hears of a
- * count that reaches or passes the limit (with the window's remaining ms). A store error lets the request
- * through (fail open; the Redis client logs the outage).
+ * Counts one request against `key`; calls `next(request, reply, context)` to go on, or answers 429 itself.
+ * `usedUp` hears of a count that reaches or passes the limit (with the window's remaining ms). A store error
+ * lets the request through (fail open; the Redis client logs the outage).
  */
-function count (limiter: Limiter, key: string, request: FastifyRequest, reply: FastifyReply, next: () => void, usedUp?: (ttlMs: number) => void): void {
+function count<C> (limiter: Limiter, key: string, request: FastifyRequest, reply: FastifyReply, next: Proceed<C>, context: C, usedUp?: (ttlMs: number) => void): void {
   limiter.store.incr(key, (err, result) => {
-    if (err !== null || result === undefined) { next(); return }
+    if (err !== null || result === undefined) { next(request, reply, context); return }
     const resetSec = Math.ceil(result.ttl / 1000)
     if (result.current >= limiter.max && result.ttl > 0) usedUp?.(result.ttl)
     if (result.current > limiter.max) { refuse(limiter, request, reply, resetSec); return }
     rateLimitHeaders(reply, limiter.max, limiter.max - result.current, resetSec)
-    next()
+    next(request, reply, context)
   }, limiter.windowMs, limiter.max)
 }
 
@@ -219,14 +220,19 @@ export const rateLimit = fp<RateLimitSettings>(async function rateLimit (app, se
       : (request, reply, next) => {
           const key = keyOf(request)
           // Once the budget is used up, the next request from here is refused before its token is read.
-          count(perAddress, 'ip:' + key, request, reply, next, (ttlMs) => { blocked.block(key, ttlMs) })
+          count(perAddress, 'ip:' + key, request, reply, proceedWith, next, (ttlMs) => { blocked.block(key, ttlMs) })
         },
     countUser: perUser === undefined
       ? noLimits.countUser
-      : (request, reply, sub, next) => { count(perUser, 'user:' + sub, request, reply, next) }
+      : (request, reply, sub, next, context) => { count(perUser, 'user:' + sub, request, reply, next, context) }
   }
   app.decorate('rateLimits', limits)
 }, { name: 'gateway-rate-limit', fastify: '5.x' })
+
+/** countAddress's `next` (a plain callback) as a Proceed. */
+function proceedWith (_request: FastifyRequest, _reply: FastifyReply, next: () => void): void {
+  next()
+}
 
 /** An onRequest hook for a route answered without authentication (the API document): counted per address. */
 export function countUnauthenticated (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
