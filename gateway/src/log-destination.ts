@@ -19,34 +19,24 @@ export interface LogDestination {
 
 export function bufferedStdout (bufferBytes: number, fd = 1): LogDestination {
   // sonic-boom writes each batch synchronously (a full pipe slows the gateway down rather than growing its
-  // memory). The batching is done here, in a buffer the lines are encoded into as they come: one copy of
-  // each line, no joined string and no second encoding when it is written (sonic-boom's own batching,
-  // minLength, measures and re-encodes its pending string instead).
-  // In buffer mode sonic-boom's write() takes Buffers; its types declare strings only.
-  const dest = pino.destination({ dest: fd, sync: true, contentMode: 'buffer' }) as unknown as { write: (data: Buffer) => boolean, flushSync: () => void }
-  let buffer = Buffer.allocUnsafe(bufferBytes)
-  let used = 0
+  // memory). The batching is done here because sonic-boom's own (minLength) measures its whole pending
+  // buffer again on every line it appends: the lines are kept as they come and joined once per write.
+  const dest = pino.destination({ dest: fd, sync: true })
+  let lines: string[] = []
+  // Characters pending: a byte each for the ASCII of JSON lines, so about bufferBytes are written at once.
+  let size = 0
   const writePending = (): void => {
-    if (used === 0) return
-    const batch = buffer.subarray(0, used)
-    // A new buffer for the next batch: sonic-boom may hold on to this one (the rest of a partial write).
-    buffer = Buffer.allocUnsafe(bufferBytes)
-    used = 0
-    dest.write(batch)
+    if (lines.length === 0) return
+    const text = lines.length === 1 ? lines[0] as string : lines.join('')
+    lines = []
+    size = 0
+    dest.write(text)
   }
   const stream: pino.DestinationStream = {
     write (line: string) {
-      // UTF-8 takes at most 3 bytes per UTF-16 code unit: room for that, so no line is measured first.
-      const room = line.length * 3
-      if (used + room > bufferBytes) {
-        writePending()
-        if (room > bufferBytes) {
-          // Longer than a batch (an error's stack, say): written on its own.
-          dest.write(Buffer.from(line, 'utf8'))
-          return
-        }
-      }
-      used += buffer.write(line, used)
+      lines.push(line)
+      size += line.length
+      if (size >= bufferBytes) writePending()
     }
   }
   const flush = (): void => {
