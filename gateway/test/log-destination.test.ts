@@ -1,6 +1,6 @@
 // The batched log destination (src/log-destination.ts) writing to a file: every line arrives whole, in order
-// and byte for byte (multi-byte UTF-8 included), batches are written once about bufferBytes are pending, a
-// line longer than a batch is written on its own, and close() writes what is pending.
+// and byte for byte (multi-byte UTF-8 and lines longer than a batch included), batches are written once about
+// bufferBytes are pending, and close() writes what is pending.
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
