@@ -7,11 +7,10 @@
 // - Memory bound: maxEntries × (token ≤ maxTokenLength chars + ~200 bytes of bookkeeping).
 //   Defaults: 10,000 × (≤ 2,048 + 200) bytes ≈ 22 MB worst case; typical Better Auth tokens are ~500
 //   bytes, so ≈ 7 MB. Longer tokens are verified every time, never cached.
-// A JavaScript Map iterates in insertion order, which gives LRU by delete-and-reinsert. A hit moves its
-// entry to the most-recently-used end only when the entry sits in the older half of that order: one in the
-// younger half cannot be evicted before maxEntries / 2 more insertions, and a later hit moves it then. A
-// logged-in user's repeated token is then a single Map lookup instead of three (delete and set each hash
-// the whole token again), and eviction stays LRU to within half the capacity.
+// - Order and eviction are RecencyMap's (recency-map.ts): a logged-in user's repeated token is one Map
+//   lookup, and eviction is LRU to within half the capacity.
+
+import { RecencyMap } from './recency-map.js'
 
 export interface CachedVerification {
   /** The verified identity, frozen: handed out as is on every hit. */
@@ -22,16 +21,8 @@ export interface CachedVerification {
   viaJwks: boolean
 }
 
-/** An entry and where it stands in the map's order (its position stamp: higher is more recent). */
-interface Slot {
-  entry: CachedVerification
-  stamp: number
-}
-
 export class VerificationCache {
-  private readonly map = new Map<string, Slot>()
-  /** Stamp of the most recent insertion or move. */
-  private stamp = 0
+  private readonly entries: RecencyMap<CachedVerification>
   private hits = 0
   private misses = 0
 
@@ -39,51 +30,42 @@ export class VerificationCache {
     readonly maxEntries: number = 10_000,
     readonly maxTokenLength: number = 2_048,
     private readonly now: () => number = Date.now
-  ) {}
+  ) {
+    this.entries = new RecencyMap(maxEntries)
+  }
 
   get size (): number {
-    return this.map.size
+    return this.entries.size
   }
 
   get (token: string): CachedVerification | undefined {
-    const slot = this.map.get(token)
+    const slot = this.entries.lookup(token)
     if (slot === undefined) {
       this.misses++
       return undefined
     }
-    if (this.now() >= slot.entry.expiresAtMs) {
-      this.map.delete(token)
+    if (this.now() >= slot.value.expiresAtMs) {
+      this.entries.delete(token)
       this.misses++
       return undefined
     }
     this.hits++
-    if (this.stamp - slot.stamp >= this.maxEntries / 2) {
-      // In the older half: move to the most-recently-used end.
-      this.map.delete(token)
-      slot.stamp = ++this.stamp
-      this.map.set(token, slot)
-    }
-    return slot.entry
+    this.entries.used(token, slot)
+    return slot.value
   }
 
   set (token: string, entry: CachedVerification): void {
     if (this.maxEntries <= 0 || token.length > this.maxTokenLength) return
     if (this.now() >= entry.expiresAtMs) return
-    this.map.delete(token)
-    while (this.map.size >= this.maxEntries) {
-      const oldest = this.map.keys().next()
-      if (oldest.done === true) break
-      this.map.delete(oldest.value)
-    }
-    this.map.set(token, { entry, stamp: ++this.stamp })
+    this.entries.set(token, entry)
   }
 
   /** Lookups so far and the current size, for the metrics (read at scrape time). */
   stats (): { hits: number, misses: number, size: number, maxEntries: number } {
-    return { hits: this.hits, misses: this.misses, size: this.map.size, maxEntries: this.maxEntries }
+    return { hits: this.hits, misses: this.misses, size: this.entries.size, maxEntries: this.maxEntries }
   }
 
   clear (): void {
-    this.map.clear()
+    this.entries.clear()
   }
 }

@@ -4,8 +4,9 @@
 //   claims { iss: "gateway", aud: "task-service", sub: <the X-User-Id value>, iat, exp: iat + 300 }.
 // One assertion per user is reused until REFRESH_BEFORE_EXPIRY_SEC before it expires, so a request for a user
 // seen recently costs a map lookup; signing (≈ one Ed25519 signature) happens once per user per 4 minutes.
-// The cache is a bounded LRU; concurrent first requests of one user share one signature.
+// The cache is a bounded LRU (recency-map.ts); concurrent first requests of one user share one signature.
 import { importPKCS8, SignJWT, type CryptoKey } from 'jose'
+import { RecencyMap } from '../recency-map.js'
 
 export const ASSERTION_HEADER = 'x-gateway-assertion'
 export const ASSERTION_TYP = 'gateway-assertion+jwt'
@@ -21,20 +22,18 @@ interface Entry {
   value: string | Promise<string>
   /** Epoch ms after which this entry is replaced. */
   refreshAtMs: number
-  /** Position in the map's order when last inserted or moved (higher is more recent). */
-  stamp: number
 }
 
 export class IdentityAssertionSigner {
-  private readonly cache = new Map<string, Entry>()
-  /** Stamp of the most recent insertion or move. */
-  private stamp = 0
+  private readonly cache: RecencyMap<Entry>
 
   private constructor (
     private readonly key: CryptoKey,
     readonly maxEntries: number,
     private readonly now: () => number
-  ) {}
+  ) {
+    this.cache = new RecencyMap(maxEntries)
+  }
 
   /** Imports the PKCS#8 PEM once. */
   static async create (privateKeyPem: string, options: { maxEntries?: number, now?: () => number } = {}): Promise<IdentityAssertionSigner> {
@@ -49,16 +48,10 @@ export class IdentityAssertionSigner {
   /** The assertion for sub: a string when one is cached (the common case), else a promise of a new one. */
   assertionFor (sub: string): string | Promise<string> {
     const nowMs = this.now()
-    const entry = this.cache.get(sub)
-    if (entry !== undefined && nowMs < entry.refreshAtMs) {
-      // To the most-recently-used end only from the older half of the order, as the verification cache does
-      // (verification-cache.ts): a hit is then one lookup, and eviction stays LRU to within half the capacity.
-      if (this.stamp - entry.stamp >= this.maxEntries / 2) {
-        this.cache.delete(sub)
-        entry.stamp = ++this.stamp
-        this.cache.set(sub, entry)
-      }
-      return entry.value
+    const slot = this.cache.lookup(sub)
+    if (slot !== undefined && nowMs < slot.value.refreshAtMs) {
+      this.cache.used(sub, slot)
+      return slot.value.value
     }
     const iat = Math.floor(nowMs / 1000)
     const signing = new SignJWT({})
@@ -69,14 +62,12 @@ export class IdentityAssertionSigner {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ASSERTION_LIFETIME_SEC)
       .sign(this.key)
-    const fresh: Entry = { value: signing, refreshAtMs: (iat + ASSERTION_LIFETIME_SEC - REFRESH_BEFORE_EXPIRY_SEC) * 1000, stamp: ++this.stamp }
-    this.cache.delete(sub)
-    while (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string)
+    const fresh: Entry = { value: signing, refreshAtMs: (iat + ASSERTION_LIFETIME_SEC - REFRESH_BEFORE_EXPIRY_SEC) * 1000 }
     this.cache.set(sub, fresh)
     signing.then((token) => {
-      if (this.cache.get(sub) === fresh) fresh.value = token
+      if (this.cache.lookup(sub)?.value === fresh) fresh.value = token
     }, () => {
-      if (this.cache.get(sub) === fresh) this.cache.delete(sub)
+      if (this.cache.lookup(sub)?.value === fresh) this.cache.delete(sub)
     })
     return signing
   }
