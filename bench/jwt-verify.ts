@@ -169,7 +169,7 @@ async function verifierAb (): Promise<void> {
       const base = median(cpu.baseline ?? [])
       for (const name of names) {
         const c = median(cpu[name] ?? [])
-        rows.push([alg, name === 'baseline' ? 'hand-written (baseline)' : name, c.toFixed(1), median(wall[name] ?? []).toFixed(1), name === 'baseline' ? '' : `${c >= base ? '+' : ''}${((c / base - 1) * 100).toFixed(0)} %`])
+        rows.push([alg, name === 'baseline' ? 'hand-written (baseline)' : name, c.toFixed(1), median(wall[name] ?? []).toFixed(1), name === 'baseline' ? '' : signedPercent(c / base - 1)])
       }
     }
     process.stdout.write(`node ${process.version}, ${N} fresh tokens × ${ROUNDS} rounds per build, concurrency ${CONCURRENCY}, baseline ${values.baseline}; medians of the rounds\n\n`)
@@ -388,7 +388,7 @@ async function gatewayAb (tree: string, ownTree: string | undefined): Promise<nu
             build === 'baseline' ? `hand-written (${baselineRev})` : `jose (${ownRev}${dirty ? '+' : ''})`,
             callgrind ? Math.round(cost).toLocaleString('en-US') : cost.toFixed(1),
             ...(callgrind ? [] : [mine.map((r) => r.cost.toFixed(1)).join(' / '), `${Math.round(Math.min(...mine.map((r) => r.coreUse)) * 100)} %`]),
-            build === 'baseline' ? '' : `${cost >= base ? '+' : ''}${((cost / base - 1) * 100).toFixed(0)} %`,
+            build === 'baseline' ? '' : signedPercent(cost / base - 1),
             ...(callgrind ? [] : [build === 'baseline' ? '' : `${signedPercent(median(ratios) - 1)} (${ratios.filter((r) => r < 1).length}/${ratios.length} cheaper)`])
           ])
         }

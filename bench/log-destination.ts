@@ -20,6 +20,7 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || !Number.isInteger(LINES) || LINES
   process.exit(2)
 }
 const BATCH_BYTES = 4096
+const WARMUP_LINES = 20_000
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-log-'))
 const fds: number[] = []
@@ -69,7 +70,7 @@ function cpuNsPerLine (log: pino.Logger): number {
 }
 
 const names = Object.keys(sides) as Array<keyof typeof sides>
-for (const name of names) writeLines(sides[name], 20_000)
+for (const name of names) writeLines(sides[name], WARMUP_LINES)
 const results = new Map<string, number[]>(names.map((name) => [name, []]))
 for (let r = 0; r < ROUNDS; r++) {
   // Each round starts with the next side, so none always runs first.
@@ -83,7 +84,7 @@ boomDestination.flushSync()
 const written = [gatewayFile, boomFile, directFile].map((f) => readFileSync(f.path))
 const same = written.every((b) => b.equals(written[0] as Buffer))
 for (const [name, ns] of results) console.log(`${name.padEnd(22)} best ${(Math.min(...ns) / 1000).toFixed(2)} µs  median ${(median(ns) / 1000).toFixed(2)} µs CPU per line`)
-console.log(`${ROUNDS} rounds of ${LINES} lines each (${(written[0] as Buffer).length / (LINES * ROUNDS + 20_000) | 0} bytes per line); output identical on every side: ${same}`)
+console.log(`${ROUNDS} rounds of ${LINES} lines each (${(written[0] as Buffer).length / (LINES * ROUNDS + WARMUP_LINES) | 0} bytes per line); output identical on every side: ${same}`)
 for (const fd of fds) closeSync(fd)
 rmSync(dir, { recursive: true, force: true })
 if (!same) process.exitCode = 1
